@@ -1,0 +1,300 @@
+"""`searchd serve / index / watch / web / search / status`."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import orjson
+
+from .config import Config
+from .folder import FileRules
+from .index import IndexBusy, IndexMissing, IndexReader, IndexWriter, WriterLock, index_stats, read_status
+from .search import BadRequest, SearchRequest, Searcher
+from .sync import reconcile
+
+log = logging.getLogger("searchd")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _config(**overrides: Any) -> Config:
+    try:
+        config = Config.load(**overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _setup_logging(config.log_level)
+    return config
+
+
+def folder_option(f: Callable) -> Callable:
+    return click.option("--folder", type=click.Path(path_type=Path), help="Article folder [env SEARCHD_FOLDER; default seeds/]")(f)
+
+
+def index_option(f: Callable) -> Callable:
+    return click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index directory [env SEARCHD_INDEX; default index/]")(f)
+
+
+def daemon_options(f: Callable) -> Callable:
+    f = click.option("--polling", is_flag=True, default=None, help="Poll the folder instead of using inotify (network shares).")(f)
+    f = click.option("--rescan", "rescan_seconds", type=float, help="Seconds between full rescans [default 600].")(f)
+    f = click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(f)
+    return f
+
+
+def web_options(f: Callable) -> Callable:
+    f = click.option("--host", help="Address to bind [env SEARCHD_HOST; default 127.0.0.1]")(f)
+    f = click.option("--port", type=int, help="Port [env SEARCHD_PORT; default 8080]")(f)
+    f = click.option("--threads", type=int, help="Worker threads of the WSGI server [default 8]")(f)
+    f = click.option("--token", help="Require this token on every request but /healthz [env SEARCHD_TOKEN]")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="searchd")
+def main() -> None:
+    """Full-text search for a folder of articles."""
+
+
+def _raise_on_sigterm() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _start_daemon(config: Config):
+    from .watcher import Daemon
+
+    try:
+        return Daemon(config).start()
+    except IndexBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _serve_http(config: Config, status: Callable[[], dict[str, Any]] | None) -> None:
+    from waitress import create_server
+
+    from .web import create_app
+
+    app = create_app(config, status=status)
+    try:
+        server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="searchd")
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+    if not _is_loopback(config.host):
+        log.warning("listening on %s: anyone who can reach this machine can search the folder%s",
+                    config.host, "" if config.token else " (set --token to require a password)")
+    click.echo(f"searchd: serving http://{_display_host(config.host)}:{server.effective_port}/ "
+               f"(folder {config.folder}, index {config.index_dir}); Ctrl-C stops", err=True)
+    server.run()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+
+
+@main.command()
+@click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
+@folder_option
+@index_option
+@web_options
+@daemon_options
+def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
+    """Index FOLDER, keep the index in sync with it, and serve the search page and API."""
+    config = _config(folder=folder_arg or folder, **options)
+    daemon = _start_daemon(config)
+    _raise_on_sigterm()
+    try:
+        _serve_http(config, status=daemon.status)
+    except KeyboardInterrupt:
+        click.echo("searchd: stopping", err=True)
+    finally:
+        daemon.stop()
+
+
+@main.command()
+@click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
+@folder_option
+@index_option
+@daemon_options
+def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
+    """Run the indexing daemon alone (a separate `searchd web` only reads the index)."""
+    config = _config(folder=folder_arg or folder, **options)
+    daemon = _start_daemon(config)
+    _raise_on_sigterm()
+    click.echo(f"searchd: watching {config.folder} into {config.index_dir} ({daemon.observer_kind}); Ctrl-C stops", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("searchd: stopping", err=True)
+    finally:
+        daemon.stop()
+
+
+@main.command()
+@index_option
+@web_options
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def web(**options: Any) -> None:
+    """Serve the search page and API from an index another process keeps up to date."""
+    config = _config(**options)
+    _raise_on_sigterm()
+    try:
+        _serve_http(config, status=None)
+    except KeyboardInterrupt:
+        click.echo("searchd: stopping", err=True)
+
+
+@main.command("index")
+@click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
+@folder_option
+@index_option
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def index_command(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
+    """Bring the index in line with FOLDER once: add new, update changed, delete vanished files."""
+    config = _config(folder=folder_arg or folder, **options)
+    if not Path(config.folder).is_dir():
+        raise click.ClickException(f"article folder {config.folder} does not exist")
+    try:
+        lock = WriterLock(Path(config.index_dir)).acquire()
+    except IndexBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        writer = IndexWriter(Path(config.index_dir))
+        rules = FileRules(config.include, config.exclude, config.follow_symlinks)
+        with _progress_bar() as progress:
+            report = reconcile(writer, Path(config.folder), rules, config.max_file_bytes,
+                               batch_size=config.batch_size, progress=progress)
+        writer.finish_rebuild()
+    finally:
+        lock.release()
+    for article_id, reason in sorted(report.skipped.items()):
+        click.echo(f"skipped {article_id}: {reason}", err=True)
+    click.echo(report.summary())
+
+
+class _progress_bar:
+    """click's progress bar on a terminal; silence when output goes to a file or a pipe."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty() or total < 50:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="indexing", file=sys.stderr, show_pos=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@main.command()
+@click.argument("query")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@click.option("--size", type=int, default=10, show_default=True)
+@click.option("--page", type=int, default=1, show_default=True)
+@click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
+@click.option("--category", default="")
+def search(query: str, index_dir: Path | None, as_json: bool, size: int, page: int, sort: str, category: str) -> None:
+    """Search the index and print the best matches."""
+    config = _config(index_dir=index_dir, log_level="WARNING")
+    searcher = Searcher(Path(config.index_dir))
+    try:
+        result = searcher.search(SearchRequest(q=query, page=page, size=size, sort=sort, category=category))
+    except (BadRequest, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except IndexMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(orjson.dumps(asdict(result), option=orjson.OPT_INDENT_2).decode())
+        return
+    if result.notice:
+        click.echo(f"note: {result.notice}", err=True)
+    click.echo(f"{result.total} results ({result.took_ms:.0f} ms)")
+    for number, hit in enumerate(result.hits, start=(page - 1) * size + 1):
+        click.echo(f"{number:>3}. {hit.title}  [{hit.id}]")
+        click.echo(f"     {_plain(hit.snippet)}")
+
+
+def _plain(snippet: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"</?mark>", "*", snippet))
+
+
+@main.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True)
+def status(index_dir: Path | None, as_json: bool) -> None:
+    """Show documents, segments, pending changes and skipped files."""
+    config = _config(index_dir=index_dir, log_level="WARNING")
+    report = read_status(Path(config.index_dir))
+    try:
+        stats = asdict(index_stats(IndexReader(Path(config.index_dir)).open()))
+    except IndexMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    daemon_running = _daemon_running(Path(config.index_dir))
+    data = {**report, **stats, "daemon_running": daemon_running}
+    if not daemon_running:
+        data["status"] = "no daemon"
+        data["pending"] = 0
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+        return
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["last_commit"])) if data.get("last_commit") else "never"
+    click.echo(f"status:      {data.get('status', 'unknown')}")
+    click.echo(f"documents:   {data['documents']}")
+    click.echo(f"segments:    {data['segments']}")
+    click.echo(f"pending:     {data.get('pending', 0)}")
+    click.echo(f"last commit: {when}")
+    if data.get("observer"):
+        click.echo(f"observer:    {data['observer']}  (lag {data.get('lag_seconds', 0):.3f}s)")
+    if data.get("error"):
+        click.echo(f"error:       {data['error']}")
+    skipped = data.get("skipped") or {}
+    click.echo(f"skipped:     {len(skipped)}")
+    for article_id, reason in skipped.items():
+        click.echo(f"  {article_id}: {reason}")
+
+
+def _daemon_running(index_dir: Path) -> bool:
+    try:
+        WriterLock(index_dir).acquire().release()
+    except IndexBusy:
+        return True
+    except OSError:
+        return False
+    return False

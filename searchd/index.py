@@ -1,0 +1,388 @@
+"""The Whoosh index on disk: layout, the single writer, change batches, the manifest, stats.
+
+Layout of the index directory::
+
+    index/CURRENT        name of the live index directory (replaced atomically)
+    index/ix-<n>/        a Whoosh index (with searchd.json: schema version, creation time)
+    index/daemon.lock    held (flock) by the one process allowed to write
+    index/status.json    what the writer last reported (pending changes, skipped files, ...)
+    index/broken-<ts>/   an index that could not be opened, kept aside, never deleted
+
+Only the process holding daemon.lock calls `IndexWriter`; everyone else opens an `IndexReader`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import FileStorage
+from whoosh.query import Prefix, Term
+from whoosh.writing import CLEAR, NO_MERGE
+
+from .articles import Article
+from .schema import SCHEMA_VERSION, build_schema
+
+log = logging.getLogger("searchd.index")
+
+CURRENT = "CURRENT"
+META = "searchd.json"
+STATUS = "status.json"
+LOCK = "daemon.lock"
+# Past this many segments the writer merges small ones when it is idle (never on a commit that
+# someone is waiting for: Whoosh's merge-on-commit is where multi-second latencies come from).
+MAX_SEGMENTS = 8
+
+
+class IndexBusy(Exception):
+    def __init__(self, lock_path: Path, holder: str):
+        super().__init__(
+            f"another searchd process already writes to {lock_path.parent} ({holder}); "
+            "stop it first, or point this one at another --index directory"
+        )
+        self.holder = holder
+
+
+class IndexMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """What the index remembers of a file, to tell whether the file changed since."""
+
+    size: int
+    mtime_ns: int
+    checksum: str
+
+
+@dataclass
+class ChangeBatch:
+    """A plain unit of work for the index side: no Whoosh objects cross this line."""
+
+    upserts: list[Article] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    delete_prefixes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.deletes) + len(self.delete_prefixes)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    segments: int
+    generation: int
+    last_commit: float | None
+    directory: str
+    schema_version: int
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+def current_dir(index_dir: Path) -> Path | None:
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return index_dir / name if name else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _next_dir_name(index_dir: Path) -> str:
+    numbers = [int(p.name[3:]) for p in index_dir.glob("ix-*") if p.name[3:].isdigit()]
+    return f"ix-{max(numbers, default=0) + 1}"
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# --- the writer lock ---------------------------------------------------------------------------
+
+class WriterLock:
+    """An OS lock (flock) on index/daemon.lock: released by the kernel when the process dies, so
+    a kill -9 never leaves a stale lock behind."""
+
+    def __init__(self, index_dir: Path):
+        self.path = index_dir / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> "WriterLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise IndexBusy(self.path, holder) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "WriterLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# --- documents -------------------------------------------------------------------------------
+
+def to_document(article: Article) -> dict[str, Any]:
+    when = article.date or datetime.fromtimestamp(article.mtime_ns / 1e9)
+    return {
+        "id": article.id,
+        "title": article.title,
+        # Untitled articles show their first words; only a real title is indexed as a title.
+        "_stored_title": article.display_title,
+        "subtitle": article.subtitle,
+        "summary": article.summary,
+        "body": article.text,
+        "category": article.category,
+        "tags": ",".join(article.tags),
+        "date": when,
+        "year": str(when.year),
+        "url": article.url,
+        "author": article.author,
+        "format": article.format,
+        "size": article.size,
+        "mtime_ns": article.mtime_ns,
+        "checksum": article.checksum,
+    }
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+class IndexReader:
+    """Read-only access for the search side. Never takes the writer lock."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+
+    def open(self) -> whoosh_index.Index:
+        directory = current_dir(self.index_dir)
+        if directory is None or not whoosh_index.exists_in(str(directory)):
+            raise IndexMissing(
+                f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
+            )
+        return whoosh_index.open_dir(str(directory))
+
+    def version(self) -> tuple[str, int]:
+        """Changes whenever a reader must look again: a new commit or a swapped index."""
+        directory = current_dir(self.index_dir)
+        if directory is None:
+            return ("", -1)
+        try:
+            generation = whoosh_index.FileIndex(FileStorage(str(directory))).latest_generation()
+        except Exception:
+            generation = -1
+        return (directory.name, generation)
+
+
+def index_stats(ix: whoosh_index.Index) -> IndexStats:
+    directory = Path(ix.storage.folder)
+    segments = len(ix._segments())
+    return IndexStats(
+        documents=ix.doc_count(),
+        segments=segments,
+        generation=ix.latest_generation(),
+        last_commit=ix.last_modified() if segments else None,
+        directory=directory.name,
+        schema_version=_read_meta(directory).get("schema_version", 0),
+    )
+
+
+def read_manifest(ix: whoosh_index.Index) -> dict[str, Indexed]:
+    """path -> (size, mtime, checksum) of every live document, read from column storage so that
+    the stored bodies are never unpickled."""
+    manifest: dict[str, Indexed] = {}
+    with ix.reader() as reader:
+        for leaf, offset in reader.leaf_readers():
+            if leaf.doc_count_all() == 0:
+                continue
+            ids = leaf.column_reader("id")
+            sizes = leaf.column_reader("size")
+            mtimes = leaf.column_reader("mtime_ns")
+            sums = leaf.column_reader("checksum")
+            for docnum in leaf.all_doc_ids():
+                key = ids[docnum]
+                if isinstance(key, bytes):
+                    key = key.decode("utf-8")
+                checksum = sums[docnum]
+                if isinstance(checksum, bytes):
+                    checksum = checksum.decode("ascii")
+                manifest[key] = Indexed(int(sizes[docnum]), int(mtimes[docnum]), checksum)
+    return manifest
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+class IndexWriter:
+    """The one writer. Opens (or creates, or rebuilds) the live index and applies change batches.
+
+    An index that cannot be opened, or was written with another schema version, is not touched:
+    a fresh one is built beside it and swapped in by `finish_rebuild()` once it holds the folder.
+    """
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.rebuild_reason: str | None = None
+        self._old_dir: Path | None = None
+        self.ix = self._open()
+        self.last_commit: float | None = None
+
+    def _open(self) -> whoosh_index.Index:
+        directory = current_dir(self.index_dir)
+        if directory is not None and directory.exists():
+            meta = _read_meta(directory)
+            try:
+                ix = whoosh_index.open_dir(str(directory))
+            except Exception as exc:  # any damage at all: rebuild, never delete in place
+                self.rebuild_reason = f"index {directory.name} cannot be opened ({type(exc).__name__}: {exc})"
+            else:
+                if meta.get("schema_version") == SCHEMA_VERSION:
+                    return ix
+                self.rebuild_reason = (
+                    f"index {directory.name} has schema version {meta.get('schema_version')}, "
+                    f"this searchd writes {SCHEMA_VERSION}"
+                )
+            self._old_dir = directory
+            log.warning("%s: rebuilding into a new directory; the old one stays until the swap", self.rebuild_reason)
+            return self._create(publish=False)
+        return self._create(publish=True)
+
+    def _create(self, publish: bool) -> whoosh_index.Index:
+        directory = self.index_dir / _next_dir_name(self.index_dir)
+        directory.mkdir()
+        ix = whoosh_index.create_in(str(directory), build_schema())
+        _write_atomic(directory / META, json.dumps({"schema_version": SCHEMA_VERSION, "created": time.time()}))
+        if publish:
+            _write_atomic(self.index_dir / CURRENT, directory.name + "\n")
+        return ix
+
+    @property
+    def rebuilding(self) -> bool:
+        return self.rebuild_reason is not None
+
+    def finish_rebuild(self) -> None:
+        """Publish the rebuilt index and move the old one aside (kept for a person to inspect)."""
+        if not self.rebuilding:
+            return
+        new_dir = Path(self.ix.storage.folder)
+        _write_atomic(self.index_dir / CURRENT, new_dir.name + "\n")
+        if self._old_dir is not None and self._old_dir.exists():
+            meta = _read_meta(self._old_dir)
+            if meta.get("schema_version") == SCHEMA_VERSION:
+                aside = self.index_dir / f"broken-{time.strftime('%Y%m%d-%H%M%S')}-{self._old_dir.name}"
+                self._old_dir.rename(aside)
+                log.warning("index rebuilt; the unreadable one is kept at %s", aside)
+            else:  # a healthy index of an older schema has nothing worth keeping
+                shutil.rmtree(self._old_dir, ignore_errors=True)
+                log.info("index rebuilt for schema version %d", SCHEMA_VERSION)
+        self.rebuild_reason = None
+        self._old_dir = None
+
+    def manifest(self) -> dict[str, Indexed]:
+        return read_manifest(self.ix)
+
+    def stats(self) -> IndexStats:
+        return index_stats(self.ix)
+
+    def apply(self, batch: ChangeBatch) -> None:
+        """Apply one batch as one commit. A failed commit is cancelled, so the index stays at its
+        last good state and unlocked, and the caller can retry the same batch."""
+        if not len(batch):
+            return
+        writer = self.ix.writer(limitmb=128)
+        try:
+            for prefix in batch.delete_prefixes:
+                writer.delete_by_query(Prefix("id", prefix))
+            for doc_id in batch.deletes:
+                writer.delete_by_term("id", doc_id)
+            for article in batch.upserts:
+                writer.update_document(**to_document(article))
+            writer.commit(mergetype=NO_MERGE)
+        except BaseException:
+            writer.cancel()
+            raise
+        self.last_commit = time.time()
+
+    def segment_count(self) -> int:
+        return len(self.ix._segments())
+
+    def merge_if_needed(self, max_segments: int = MAX_SEGMENTS) -> bool:
+        """Merge small segments when there are too many (called when the writer is idle)."""
+        if self.segment_count() <= max_segments:
+            return False
+        writer = self.ix.writer(limitmb=128)
+        try:
+            writer.commit()  # the default policy merges the small segments
+        except BaseException:
+            writer.cancel()
+            raise
+        return True
+
+    def clear(self) -> None:
+        writer = self.ix.writer()
+        writer.commit(mergetype=CLEAR)
+
+
+# --- status shared with readers ---------------------------------------------------------------
+
+def write_status(index_dir: Path, status: dict[str, Any]) -> None:
+    _write_atomic(Path(index_dir) / STATUS, json.dumps(status, default=str))
+
+
+def read_status(index_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(index_dir) / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
