@@ -1,0 +1,66 @@
+"""Shared fixtures: real folders of articles in tmp_path, real indexes built by the real code."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from searchd.folder import FileRules
+from searchd.index import IndexWriter, WriterLock
+from searchd.sync import SyncReport, reconcile
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+SHARED = (REPO / ".." / "shared").resolve()
+CORPORA = SHARED / "corpora"
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Create `files` (relative path -> text or bytes) under root."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def build_index(folder: Path, index_dir: Path, max_bytes: int = 10 * 1024 * 1024) -> SyncReport:
+    """One reconcile of folder into index_dir, exactly as `searchd index` does it."""
+    with WriterLock(index_dir):
+        writer = IndexWriter(index_dir)
+        report = reconcile(writer, folder, FileRules(), max_bytes)
+        writer.finish_rebuild()
+    return report
+
+
+@pytest.fixture
+def make_folder(tmp_path: Path) -> Callable[[dict[str, str | bytes]], Path]:
+    def make(files: dict[str, str | bytes]) -> Path:
+        return write_files(tmp_path / "articles", files)
+
+    return make
+
+
+@pytest.fixture
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Extract ../shared/corpora/<name>.tar.gz once per test session; skip, saying why, when absent."""
+    extracted: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        archive = CORPORA / f"{name}.tar.gz"
+        if not archive.exists():
+            pytest.skip(f"corpus {archive} is not available (../shared/corpora is absent)")
+        if name not in extracted:
+            target = tmp_path_factory.mktemp(f"corpus-{name}")
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+            extracted[name] = target
+        return extracted[name]
+
+    return get
