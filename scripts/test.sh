@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Install searchd with its test extras into .venv and run the whole test suite (slow tests too).
-# Browser tests need Debian's chromium (`apt-get install chromium`); .ci/run installs it.
+# Install everything the test suite needs and run all of it (slow and browser tests included).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 if [ -f package.json ]; then npm install --silent --no-audit --no-fund; fi
