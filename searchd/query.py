@@ -16,6 +16,9 @@ MAX_QUERY_CHARS = 1000
 
 FIELD_ALIASES = {"tags": ["tag"], "category": ["cat"]}
 
+# Query-time field weights: a word in the title says more about the article than one in its body.
+FIELD_WEIGHTS = {"title": 3.0, "subtitle": 1.5, "summary": 1.5, "body": 1.0}
+
 
 class QueryTooLong(ValueError):
     pass
@@ -31,12 +34,12 @@ class ParsedQuery:
 class QueryReader:
     def __init__(self, schema: Schema):
         self.schema = schema
-        self.parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
+        self.parser = MultifieldParser(list(TEXT_FIELDS), schema, fieldboosts=FIELD_WEIGHTS, group=AndGroup)
         self.parser.add_plugin(plugins.FuzzyTermPlugin())
         self.parser.add_plugin(plugins.FieldAliasPlugin(FIELD_ALIASES))
         self.parser.add_plugin(plugins.GtLtPlugin())
         # No syntax at all: the fallback reading of text the query language could not parse.
-        self.plain = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup, plugins=[])
+        self.plain = MultifieldParser(list(TEXT_FIELDS), schema, fieldboosts=FIELD_WEIGHTS, group=AndGroup, plugins=[])
 
     def read(self, text: str) -> ParsedQuery:
         if len(text) > MAX_QUERY_CHARS:

@@ -15,12 +15,9 @@ from whoosh.analysis import (
 )
 from whoosh.support.charset import accent_map
 
-SCHEMA_VERSION = 1
-
-# Field weights for BM25F: a word in the title says more about the article than one in its body.
-TITLE_BOOST = 3.0
-SUMMARY_BOOST = 1.5
-BODY_BOOST = 1.0
+# 2: field weights moved from index time to query time (tunable without a rebuild); spelling
+#    (unstemmed) words kept for title and summary too, for autocomplete and did-you-mean.
+SCHEMA_VERSION = 2
 
 TEXT_FIELDS = ("title", "subtitle", "summary", "body")
 
@@ -52,10 +49,12 @@ def build_schema() -> fields.Schema:
     analyzer = text_analyzer()
     return fields.Schema(
         id=fields.ID(stored=True, unique=True, sortable=True),
-        title=fields.TEXT(analyzer=analyzer, stored=True, field_boost=TITLE_BOOST, spelling=True),
-        subtitle=fields.TEXT(analyzer=analyzer, stored=True, field_boost=SUMMARY_BOOST),
-        summary=fields.TEXT(analyzer=analyzer, stored=True, field_boost=SUMMARY_BOOST),
-        body=fields.TEXT(analyzer=analyzer, stored=True, field_boost=BODY_BOOST, spelling=True),
+        # No index-time field_boost: Whoosh multiplies it into the term frequency, where BM25
+        # saturates it away. Field weights are applied at query time instead (see query.py).
+        title=fields.TEXT(analyzer=analyzer, stored=True, spelling=True),
+        subtitle=fields.TEXT(analyzer=analyzer, stored=True),
+        summary=fields.TEXT(analyzer=analyzer, stored=True, spelling=True),
+        body=fields.TEXT(analyzer=analyzer, stored=True, spelling=True),
         category=fields.ID(stored=True, sortable=True),
         tags=fields.KEYWORD(stored=True, commas=True, lowercase=True, scorable=True),
         date=fields.DATETIME(stored=True, sortable=True),

@@ -8,22 +8,40 @@ nothing to re-open.
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from rapidfuzz import process as fuzz_process
+from rapidfuzz.distance import Levenshtein
 from whoosh import highlight, query as wq, sorting
 from whoosh.searching import Hit as WhooshHit, Searcher as WhooshSearcher
 
 from .index import IndexMissing, IndexReader
-from .query import QueryReader
+from .query import MAX_QUERY_CHARS, QueryReader
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1000
 SNIPPET_CHARS = 240
+# Fields whose unstemmed words (Whoosh "spell_" fields) feed autocomplete and did-you-mean.
+SPELL_FIELDS = ("spell_title", "spell_summary", "spell_body")
+# Autocomplete reads at most this many index terms per prefix, so a one-letter prefix stays fast.
+MAX_PREFIX_TERMS = 5000
+# The vocabulary for did-you-mean is rebuilt after a commit, but not more often than this: a
+# suggestion made from a vocabulary a few seconds old is still a good suggestion.
+VOCABULARY_MAX_AGE = 30.0
+# Below this many hits a query gets a did-you-mean check.
+FEW_HITS = 3
+# Key terms of an article used to find similar ones.
+SIMILAR_TERMS = 12
+# Two articles whose word 4-shingles overlap this much (Jaccard) are shown as one.
+NEAR_DUPLICATE = 0.8
+
+_SUGGESTABLE_WORD = re.compile(r"(?<![\w*?])[^\W\d_]{3,}(?![\w*?~:(])")
 
 
 class BadRequest(ValueError):
@@ -60,6 +78,8 @@ class Hit:
     category: str
     path: str
     tags: list[str] = field(default_factory=list)
+    # How many other identical or near-identical articles were folded into this hit.
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,10 +143,51 @@ def _tags(value: str) -> list[str]:
     return [tag for tag in (value or "").split(",") if tag]
 
 
+class Vocabulary:
+    """The index's unstemmed words, held in memory so that a spelling correction is one C-speed
+    scan (rapidfuzz) instead of Whoosh's per-field automata."""
+
+    def __init__(self, words: list[str]):
+        self.words = words
+        self.known = frozenset(words)
+        self.built = time.monotonic()
+
+    @classmethod
+    def read(cls, searcher: WhooshSearcher) -> "Vocabulary":
+        reader = searcher.reader()
+        words: set[str] = set()
+        for fieldname in SPELL_FIELDS:
+            if fieldname in reader.schema:
+                words.update(w.decode("utf-8") if isinstance(w, bytes) else w for w in reader.lexicon(fieldname))
+        return cls(sorted(words))
+
+    def correct(self, word: str, searcher: WhooshSearcher) -> str | None:
+        """The most frequent known word within edit distance 1 (short words) or 2, or None."""
+        word = word.lower()
+        if len(word) < 3 or word in self.known or not word.isalpha():
+            return None
+        limit = 1 if len(word) <= 4 else 2
+        matches = fuzz_process.extract(
+            word, self.words, scorer=Levenshtein.distance, score_cutoff=limit, limit=50
+        )
+        if not matches:
+            return None
+        reader = searcher.reader()
+
+        def frequency(candidate: str) -> int:
+            return sum(reader.doc_frequency(f, candidate) for f in SPELL_FIELDS if f in reader.schema)
+
+        best = min(matches, key=lambda m: (m[1], -frequency(m[0]), m[0]))
+        return best[0]
+
+
 class Searcher:
     def __init__(self, index_dir: Path):
         self.reader = IndexReader(Path(index_dir))
         self._local = threading.local()
+        self._vocabulary: Vocabulary | None = None
+        self._vocabulary_key: tuple[str, int] | None = None
+        self._vocabulary_lock = threading.Lock()
         self._formatter = _MarkFormatter()
         self._fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
 
@@ -164,42 +225,61 @@ class Searcher:
         request.validate()
         started = time.perf_counter()
         searcher = self._searcher()
-        parsed = self._local.query_reader.read(request.q)
+        query_reader: QueryReader = self._local.query_reader
+        parsed = query_reader.read(request.q)
         if parsed.query is wq.NullQuery:
             return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
-        filters = self._filters(request)
+        page = self._run(searcher, parsed.query, request)
+        notice = parsed.notice
+        suggestion = None
+        if page.total < FEW_HITS:
+            suggestion = self._did_you_mean(searcher, request.q, page.total)
+            if suggestion is not None and page.total == 0:
+                # Nothing matched as typed: show what the corrected query finds, and say so.
+                corrected = query_reader.read(suggestion)
+                page = self._run(searcher, corrected.query, request)
+                notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
+        return SearchResult(
+            query=request.q,
+            total=page.total,
+            page=request.page,
+            size=request.size,
+            took_ms=_ms(started),
+            hits=page.hits,
+            facets=page.facets,
+            suggestion=suggestion,
+            notice=notice,
+        )
+
+    def _run(self, searcher: WhooshSearcher, query: wq.Query, request: SearchRequest) -> "_Page":
+        wanted = request.page * request.size
         kwargs: dict[str, Any] = {
-            "limit": request.page * request.size,
+            # Duplicates are folded after ranking, so read past the page to still fill it.
+            "limit": wanted + max(request.size, 10) * 2,
             "groupedby": {
                 "category": sorting.FieldFacet("category", maptype=sorting.Count),
                 "year": sorting.FieldFacet("year", maptype=sorting.Count),
             },
             "terms": True,
         }
+        filters = self._filters(request)
         if filters is not None:
             kwargs["filter"] = filters
         if request.sort == "date":
             kwargs["sortedby"] = sorting.FieldFacet("date", reverse=True)
-        results = searcher.search(parsed.query, **kwargs)
+        results = searcher.search(query, **kwargs)
         results.fragmenter = self._fragmenter
         results.formatter = self._formatter
+        groups = fold_duplicates([(hit, hit.fields()) for hit in results[: kwargs["limit"]]])
         start = (request.page - 1) * request.size
-        hits = [self._hit(hit) for hit in results[start:start + request.size]]
+        hits = [self._hit(hit, fields, len(group) - 1) for (hit, fields), group in groups[start:start + request.size]]
         facets = {
             name: dict(sorted(results.groups(name).items(), key=lambda kv: (-kv[1], str(kv[0]))))
             for name in ("category", "year")
         }
         facets = {name: {str(k): v for k, v in counts.items() if k} for name, counts in facets.items()}
-        return SearchResult(
-            query=request.q,
-            total=results.scored_length() if request.sort == "date" else len(results),
-            page=request.page,
-            size=request.size,
-            took_ms=_ms(started),
-            hits=hits,
-            facets=facets,
-            notice=parsed.notice,
-        )
+        total = results.scored_length() if request.sort == "date" else len(results)
+        return _Page(total=total, hits=hits, facets=facets)
 
     def _filters(self, request: SearchRequest) -> wq.Query | None:
         parts: list[wq.Query] = []
@@ -211,22 +291,108 @@ class Searcher:
             return None
         return parts[0] if len(parts) == 1 else wq.And(parts)
 
-    def _hit(self, hit: WhooshHit) -> Hit:
-        fields = hit.fields()
+    def _hit(self, hit: WhooshHit, fields: dict[str, Any], duplicates: int = 0) -> Hit:
         snippet = hit.highlights("body", top=2) or hit.highlights("summary", top=1)
         if not snippet:
             snippet = lead(fields.get("summary") or fields.get("subtitle") or fields.get("body", ""))
-        return Hit(
-            id=fields["id"],
-            title=fields.get("title") or fields["id"],
-            summary=fields.get("summary", ""),
-            snippet=snippet,
-            score=round(float(hit.score or 0.0), 4),
-            date=_iso(fields.get("date")),
-            category=fields.get("category", ""),
-            path=fields["id"],
-            tags=_tags(fields.get("tags", "")),
+        return _make_hit(fields, snippet, float(hit.score or 0.0), duplicates)
+
+    # --- did you mean ---------------------------------------------------------------------------
+
+    def vocabulary(self) -> Vocabulary:
+        """The shared in-memory vocabulary, rebuilt after commits at most every VOCABULARY_MAX_AGE."""
+        key = self.reader.version()
+        with self._vocabulary_lock:
+            current = self._vocabulary
+            fresh = current is not None and (
+                self._vocabulary_key == key
+                or (self._vocabulary_key[0] == key[0] and time.monotonic() - current.built < VOCABULARY_MAX_AGE)
+            )
+            if not fresh:
+                self._vocabulary = Vocabulary.read(self._searcher())
+                self._vocabulary_key = key
+            return self._vocabulary
+
+    def _did_you_mean(self, searcher: WhooshSearcher, text: str, hits: int) -> str | None:
+        """Replace unknown words by their nearest frequent neighbours; offer the result only if
+        it finds more than the query as typed."""
+        vocabulary = self.vocabulary()
+        changed = False
+
+        def fix(match: re.Match[str]) -> str:
+            nonlocal changed
+            word = match.group(0)
+            if match.start() > 0 and text[match.start() - 1] in ":~^":
+                return word  # a field value or an operator argument, not a word to correct
+            better = vocabulary.correct(word, searcher)
+            if better is None:
+                return word
+            changed = True
+            return better
+
+        corrected = _SUGGESTABLE_WORD.sub(fix, text.strip())
+        if not changed:
+            return None
+        parsed = self._local.query_reader.read(corrected)
+        if parsed.query is wq.NullQuery:
+            return None
+        found = searcher.search(parsed.query, limit=1, scored=False)
+        return corrected if len(found) > hits else None
+
+    # --- autocomplete ---------------------------------------------------------------------------
+
+    def suggest(self, prefix: str, size: int = 8) -> list[str]:
+        """Completions of the last word typed, most frequent first, as whole query strings."""
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise BadRequest(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        prefix = prefix[:MAX_QUERY_CHARS]
+        match = re.search(r"(\w+)$", prefix)
+        if match is None:
+            return []
+        head, partial = prefix[: match.start()], match.group(1).lower()
+        searcher = self._searcher()
+        reader = searcher.reader()
+        scores: dict[str, int] = {}
+        for fieldname, weight in (("spell_title", 3), ("spell_summary", 2), ("spell_body", 1)):
+            if fieldname not in reader.schema:
+                continue
+            for count, (word, info) in enumerate(reader.iter_prefix(fieldname, partial)):
+                if count >= MAX_PREFIX_TERMS:
+                    break
+                word = word.decode("utf-8") if isinstance(word, bytes) else word
+                if word != partial:
+                    scores[word] = scores.get(word, 0) + weight * info.doc_frequency()
+        best = sorted(scores, key=lambda w: (-scores[w], w))[:size]
+        return [head + word for word in best]
+
+    # --- similar articles -----------------------------------------------------------------------
+
+    def similar(self, doc_id: str, size: int = 5) -> list[Hit]:
+        """Articles sharing the key terms of `doc_id` (the article itself and its copies excluded)."""
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise BadRequest(f"size must be between 1 and {MAX_PAGE_SIZE}")
+        searcher = self._searcher()
+        docnum = searcher.document_number(id=doc_id)
+        if docnum is None:
+            return []
+        source = searcher.stored_fields(docnum)
+        text = "\n".join([source.get("title", "")] * 2 + [source.get("summary", ""), source.get("body", "")])
+        terms = searcher.key_terms_from_text("body", text, numterms=SIMILAR_TERMS, normalize=True)
+        if not terms:
+            return []
+        query = wq.Or(
+            [wq.Term("body", word, boost=weight) for word, weight in terms]
+            + [wq.Term("title", word, boost=weight * 2) for word, weight in terms]
         )
+        results = searcher.search(query, limit=size * 3 + 5, mask={docnum})
+        own = _signature(source)
+        candidates = [(hit, hit.fields()) for hit in results[: size * 3 + 5]]
+        candidates = [(hit, fields) for hit, fields in candidates if not own.same_as(_signature(fields))]
+        hits = []
+        for (hit, fields), group in fold_duplicates(candidates)[:size]:
+            snippet = lead(fields.get("summary") or fields.get("subtitle") or fields.get("body", ""))
+            hits.append(_make_hit(fields, snippet, float(hit.score or 0.0), len(group) - 1))
+        return hits
 
     # --- documents ------------------------------------------------------------------------------
 
@@ -248,6 +414,77 @@ class Searcher:
             format=fields.get("format", ""),
             size=int(fields.get("size", 0)),
         )
+
+
+@dataclass(frozen=True)
+class _Page:
+    total: int
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]]
+
+
+def _make_hit(fields: dict[str, Any], snippet: str, score: float, duplicates: int) -> Hit:
+    return Hit(
+        id=fields["id"],
+        title=fields.get("title") or fields["id"],
+        summary=fields.get("summary", ""),
+        snippet=snippet,
+        score=round(score, 4),
+        date=_iso(fields.get("date")),
+        category=fields.get("category", ""),
+        path=fields["id"],
+        tags=_tags(fields.get("tags", "")),
+        duplicates=duplicates,
+    )
+
+
+_SHINGLE_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """What decides that two articles are the same: the file checksum, or (near-identical) the
+    overlap of their word 4-shingles."""
+
+    checksum: str
+    shingles: frozenset[int]
+
+    def same_as(self, other: "_Signature") -> bool:
+        if self.checksum and self.checksum == other.checksum:
+            return True
+        small, large = sorted((len(self.shingles), len(other.shingles)))
+        if not small or small < NEAR_DUPLICATE * large:
+            return False  # Jaccard can't reach the threshold: skip the set arithmetic
+        common = len(self.shingles & other.shingles)
+        return common >= NEAR_DUPLICATE * (small + large - common)
+
+
+def _signature(fields: dict[str, Any]) -> _Signature:
+    words = _SHINGLE_WORD.findall(f"{fields.get('title', '')} {fields.get('body', '')}".lower())
+    shingles = frozenset(hash(tuple(words[i:i + 4])) for i in range(max(1, len(words) - 3)))
+    return _Signature(str(fields.get("checksum") or ""), shingles)
+
+
+T = TypeVar("T")
+
+
+def fold_duplicates(ranked: list[tuple[T, dict[str, Any]]]) -> list[tuple[tuple[T, dict[str, Any]], list[T]]]:
+    """Ranked (hit, stored fields) -> [(best hit, its group)], each group holding an article and
+    the identical or near-identical articles ranked below it."""
+    kept: list[tuple[tuple[T, dict[str, Any]], list[T], _Signature]] = []
+    for item in ranked:
+        signature = _signature(item[1])
+        for _first, group, first_signature in kept:
+            if first_signature.same_as(signature):
+                group.append(item[0])
+                break
+        else:
+            kept.append((item, [item[0]], signature))
+    return [(first, group) for first, group, _ in kept]
+
+
+def _join(*notices: str) -> str:
+    return "; ".join(n for n in notices if n)
 
 
 def _ms(started: float) -> float:
