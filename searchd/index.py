@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
-from whoosh.query import Prefix, Term
+from whoosh.query import Prefix
 from whoosh.writing import CLEAR, NO_MERGE
 
 from .articles import Article
@@ -40,8 +40,8 @@ CURRENT = "CURRENT"
 META = "searchd.json"
 STATUS = "status.json"
 LOCK = "daemon.lock"
-# Past this many segments the writer merges small ones when it is idle (never on a commit that
-# someone is waiting for: Whoosh's merge-on-commit is where multi-second latencies come from).
+# Past this many segments the writer merges the smallest ones when it is idle (never on a commit
+# that someone is waiting for: Whoosh's merge-on-commit is where multi-second latencies come from).
 MAX_SEGMENTS = 8
 
 
@@ -78,6 +78,11 @@ class ChangeBatch:
     def __len__(self) -> int:
         return len(self.upserts) + len(self.deletes) + len(self.delete_prefixes)
 
+    def unique_upserts(self) -> list[Article]:
+        """One article per id, the last one wins. Whoosh's update_document only deletes documents
+        of earlier commits, so the same id twice in one writer would leave two documents."""
+        return list({article.id: article for article in self.upserts}.values())
+
 
 @dataclass(frozen=True)
 class IndexStats:
@@ -99,14 +104,20 @@ def current_dir(index_dir: Path) -> Path | None:
     return index_dir / name if name else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, durable: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full: leave no half-written temporaries behind
+        raise
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -212,7 +223,7 @@ class IndexReader:
             raise IndexMissing(
                 f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
             )
-        return whoosh_index.open_dir(str(directory))
+        return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
 
     def version(self) -> tuple[str, int]:
         """Changes whenever a reader must look again: a new commit or a swapped index."""
@@ -226,14 +237,26 @@ class IndexReader:
         return (directory.name, generation)
 
 
+class _RefreshSafeIndex(whoosh_index.FileIndex):
+    """A FileIndex whose `reader(reuse=...)`, which `Searcher.refresh()` calls, opens the current
+    segments afresh. whoosh-reloaded 2.7.5 reuses the old segment readers keyed by segment id
+    alone (so deletions made since are not seen: a deleted article keeps turning up) and puts back
+    segments a merge removed. Opening a searcher costs a few milliseconds; a wrong answer is worse."""
+
+    def reader(self, reuse: Any = None) -> Any:
+        return super().reader()
+
+
 def index_stats(ix: whoosh_index.Index) -> IndexStats:
+    """Read from the table of contents alone (no segment is opened), so it is cheap enough to call
+    after every commit."""
     directory = Path(ix.storage.folder)
-    segments = len(ix._segments())
+    toc = ix._read_toc()
     return IndexStats(
-        documents=ix.doc_count(),
-        segments=segments,
-        generation=ix.latest_generation(),
-        last_commit=ix.last_modified() if segments else None,
+        documents=sum(segment.doc_count() for segment in toc.segments),
+        segments=len(toc.segments),
+        generation=toc.generation,
+        last_commit=ix.last_modified() if toc.segments else None,
         directory=directory.name,
         schema_version=_read_meta(directory).get("schema_version", 0),
     )
@@ -267,17 +290,21 @@ def read_manifest(ix: whoosh_index.Index) -> dict[str, Indexed]:
 class IndexWriter:
     """The one writer. Opens (or creates, or rebuilds) the live index and applies change batches.
 
-    An index that cannot be opened, or was written with another schema version, is not touched:
-    a fresh one is built beside it and swapped in by `finish_rebuild()` once it holds the folder.
+    An index that cannot be opened or read, or was written with another schema version, is not
+    touched: a fresh one is built beside it and swapped in by `finish_rebuild()` once it holds the
+    folder. Only the holder of the WriterLock may create one.
     """
 
-    def __init__(self, index_dir: Path):
+    def __init__(self, index_dir: Path, max_segments: int = MAX_SEGMENTS):
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        self.max_segments = max_segments
         self.rebuild_reason: str | None = None
         self._old_dir: Path | None = None
         self.ix = self._open()
+        self._remove_unpublished(keep=Path(self.ix.storage.folder))
         self.last_commit: float | None = None
+        self.commits = 0
 
     def _open(self) -> whoosh_index.Index:
         directory = current_dir(self.index_dir)
@@ -285,6 +312,7 @@ class IndexWriter:
             meta = _read_meta(directory)
             try:
                 ix = whoosh_index.open_dir(str(directory))
+                read_manifest(ix)  # opens every segment: damage past the TOC shows up here, not later
             except Exception as exc:  # any damage at all: rebuild, never delete in place
                 self.rebuild_reason = f"index {directory.name} cannot be opened ({type(exc).__name__}: {exc})"
             else:
@@ -298,6 +326,19 @@ class IndexWriter:
             log.warning("%s: rebuilding into a new directory; the old one stays until the swap", self.rebuild_reason)
             return self._create(publish=False)
         return self._create(publish=True)
+
+    def _remove_unpublished(self, keep: Path) -> None:
+        """Delete ix-* directories that CURRENT never pointed to and nobody builds any more: the
+        leftovers of a rebuild that a crash interrupted. We hold the writer lock, so none is in use;
+        the live index and broken-* directories are never touched."""
+        live = current_dir(self.index_dir)
+        for directory in self.index_dir.glob("ix-*"):
+            if directory in (live, keep) or not directory.is_dir():
+                continue
+            log.info("removing %s, left over by an interrupted rebuild", directory.name)
+            shutil.rmtree(directory, ignore_errors=True)
+        for directory in self.index_dir.glob("retired-*"):  # an old-schema index half deleted
+            shutil.rmtree(directory, ignore_errors=True)
 
     def _create(self, publish: bool) -> whoosh_index.Index:
         directory = self.index_dir / _next_dir_name(self.index_dir)
@@ -313,22 +354,27 @@ class IndexWriter:
         return self.rebuild_reason is not None
 
     def finish_rebuild(self) -> None:
-        """Publish the rebuilt index and move the old one aside (kept for a person to inspect)."""
+        """Publish the rebuilt index (one atomic rename of CURRENT) and move the old one aside:
+        a damaged index is kept for a person to inspect, a healthy one of an older schema is
+        deleted once nothing points to it."""
         if not self.rebuilding:
             return
         new_dir = Path(self.ix.storage.folder)
         _write_atomic(self.index_dir / CURRENT, new_dir.name + "\n")
-        if self._old_dir is not None and self._old_dir.exists():
-            meta = _read_meta(self._old_dir)
-            if meta.get("schema_version") == SCHEMA_VERSION:
-                aside = self.index_dir / f"broken-{time.strftime('%Y%m%d-%H%M%S')}-{self._old_dir.name}"
-                self._old_dir.rename(aside)
-                log.warning("index rebuilt; the unreadable one is kept at %s", aside)
-            else:  # a healthy index of an older schema has nothing worth keeping
-                shutil.rmtree(self._old_dir, ignore_errors=True)
-                log.info("index rebuilt for schema version %d", SCHEMA_VERSION)
+        old, reason = self._old_dir, self.rebuild_reason
         self.rebuild_reason = None
         self._old_dir = None
+        if old is None or not old.exists():
+            return
+        if "schema version" in (reason or ""):
+            retired = self.index_dir / f"retired-{old.name}"
+            old.rename(retired)  # out of the ix-* namespace first, so a crash mid-delete is harmless
+            shutil.rmtree(retired, ignore_errors=True)
+            log.warning("index rebuilt for schema version %d; the old index was removed", SCHEMA_VERSION)
+            return
+        aside = self.index_dir / f"broken-{time.strftime('%Y%m%d-%H%M%S')}-{old.name}"
+        old.rename(aside)
+        log.warning("index rebuilt into %s; the one that could not be opened is kept at %s", new_dir.name, aside)
 
     def manifest(self) -> dict[str, Indexed]:
         return read_manifest(self.ix)
@@ -337,48 +383,98 @@ class IndexWriter:
         return index_stats(self.ix)
 
     def apply(self, batch: ChangeBatch) -> None:
-        """Apply one batch as one commit. A failed commit is cancelled, so the index stays at its
-        last good state and unlocked, and the caller can retry the same batch."""
+        """Apply one batch as one commit, without merging segments. A failed commit is cancelled,
+        so the index stays at its last good state and unlocked, and the caller can retry."""
         if not len(batch):
             return
         writer = self.ix.writer(limitmb=128)
         try:
-            for prefix in batch.delete_prefixes:
+            for prefix in dict.fromkeys(batch.delete_prefixes):
                 writer.delete_by_query(Prefix("id", prefix))
-            for doc_id in batch.deletes:
+            for doc_id in dict.fromkeys(batch.deletes):
                 writer.delete_by_term("id", doc_id)
-            for article in batch.upserts:
+            for article in batch.unique_upserts():
                 writer.update_document(**to_document(article))
             writer.commit(mergetype=NO_MERGE)
         except BaseException:
-            writer.cancel()
+            _cancel(writer)
             raise
         self.last_commit = time.time()
+        self.commits += 1
 
     def segment_count(self) -> int:
         return len(self.ix._segments())
 
-    def merge_if_needed(self, max_segments: int = MAX_SEGMENTS) -> bool:
-        """Merge small segments when there are too many (called when the writer is idle)."""
-        if self.segment_count() <= max_segments:
+    def merge_if_needed(self) -> bool:
+        """Merge the smallest segments when there are more than max_segments (called when the
+        writer is idle). Leaves at most half of max_segments; the big segment of a bulk index is
+        only rewritten when it is among the smallest."""
+        if self.segment_count() <= self.max_segments:
             return False
         writer = self.ix.writer(limitmb=128)
         try:
-            writer.commit()  # the default policy merges the small segments
+            writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2)))
         except BaseException:
-            writer.cancel()
+            _cancel(writer)
             raise
+        self.last_commit = time.time()
+        self.commits += 1
         return True
 
     def clear(self) -> None:
         writer = self.ix.writer()
-        writer.commit(mergetype=CLEAR)
+        try:
+            writer.commit(mergetype=CLEAR)
+        except BaseException:
+            _cancel(writer)
+            raise
+
+
+def _cancel(writer: Any) -> None:
+    """Cancel a writer whose commit failed. On a full disk cancel() itself can fail while closing
+    the segment files; the Whoosh lock must be released anyway or every later commit would fail."""
+    try:
+        writer.cancel()
+    except Exception as exc:
+        log.debug("cancelling the failed writer also failed (%s); releasing its lock", exc)
+        lock = getattr(writer, "writelock", None)
+        if lock is not None:
+            try:
+                lock.release()
+            except Exception:
+                pass
+        writer.is_closed = True
+
+
+def _merge_smallest(target: int) -> Callable[[Any, list[Any]], list[Any]]:
+    """A Whoosh merge policy: drop fully deleted segments and merge the smallest others into one
+    so that at most `target` remain. (Whoosh's MERGE_SMALL does not bound the count: it leaves
+    alone any segment past a Fibonacci threshold, e.g. every one of ten 100-document segments.)"""
+
+    def policy(writer: Any, segments: list[Any]) -> list[Any]:
+        from whoosh.reading import SegmentReader
+
+        live = [segment for segment in segments if segment.doc_count() > 0]
+        if len(live) <= target:
+            return live
+        ordered = sorted(live, key=lambda segment: segment.doc_count_all())
+        merge = ordered[: len(live) - target + 1]
+        for segment in merge:
+            reader = SegmentReader(writer.storage, writer.schema, segment)
+            writer.add_reader(reader)
+            reader.close()
+        merged = {id(segment) for segment in merge}
+        return [segment for segment in live if id(segment) not in merged]
+
+    return policy
 
 
 # --- status shared with readers ---------------------------------------------------------------
 
 def write_status(index_dir: Path, status: dict[str, Any]) -> None:
-    _write_atomic(Path(index_dir) / STATUS, json.dumps(status, default=str))
+    # Not fsynced: the status is advice for `searchd status`, rewritten after every commit, and
+    # an fsync there would sit on the path of every update.
+    _write_atomic(Path(index_dir) / STATUS, json.dumps(status, default=str), durable=False)
 
 
 def read_status(index_dir: Path) -> dict[str, Any]:

@@ -5,6 +5,15 @@ the writer thread waits until a path has been quiet for a moment (editors and do
 bursts), then looks at the file system as it is *now* and makes the index agree. Deciding from the
 current state rather than from the event kind is what makes renames, atomic saves, directory moves
 and dropped events all come out right.
+
+Timing, in the writer thread:
+- a path is *settled* once it had no event for its quiet window and its size and mtime did not
+  change across that window. The window starts at `debounce_seconds` and grows (up to
+  `_SETTLE_MAX`) for a file that keeps changing, so a slow download is not indexed half-written;
+- settled paths are committed together as soon as nothing else is still settling, or when the
+  batch is full, or when the oldest has waited `_MAX_BATCH_DELAY`: a burst of 10,000 new files
+  costs a handful of commits while a single save is visible within ~100 ms;
+- commits never merge segments; merging happens when the writer has been idle for a moment.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,17 +33,23 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .articles import FileStamp, Skip, read_article, stamp_of
+from .articles import FileStamp, stamp_of
 from .config import Config
 from .folder import FileRules, walk
-from .index import ChangeBatch, Indexed, IndexWriter, WriterLock, write_status
-from .sync import SyncReport, reconcile
+from .index import ChangeBatch, Indexed, IndexStats, IndexWriter, WriterLock, write_status
+from .sync import SyncReport, parse_all, reconcile
 
 log = logging.getLogger("searchd.daemon")
 
-_TICK = 0.02
-_IDLE_MERGE_AFTER = 2.0
-_RETRY_MAX = 30.0
+_SETTLE_MAX = 2.0  # longest quiet window asked of a file that keeps changing
+_MAX_BATCH_DELAY = 0.5  # a settled change waits at most this long for others to join its commit
+_IDLE_MERGE_AFTER = 1.0  # seconds without work before segments are merged
+_HARD_SEGMENT_FACTOR = 3  # past max_segments * this, merge even while busy (constant churn)
+_HEALTH_EVERY = 2.0  # seconds between checks that the observer threads are alive
+_RETRY_FIRST, _RETRY_MAX = 0.5, 30.0  # back-off after a failed commit (disk full, read-only)
+_STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
+_POLL_INTERVAL = 1.0
+_MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms (event floods)
 
 
 @dataclass
@@ -41,22 +57,37 @@ class _Pending:
     first_seen: float
     last_event: float
     stamp: FileStamp | None
+    quiet: float
+    settled: bool = False  # quiet window passed with the stamp unchanged (until the next event)
+
+
+@dataclass(frozen=True)
+class _Event:
+    path: str
+    is_directory: bool
+    seen: float
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, inbox: "queue.SimpleQueue[tuple[str, float]]"):
+    """Runs in watchdog's thread: records paths, nothing else."""
+
+    def __init__(self, inbox: "queue.SimpleQueue[_Event | None]"):
         self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
-            return
+            return  # reads, including our own
         if event.is_directory and event.event_type == "modified":
             return  # a directory's own mtime changes with every file in it; the files tell us more
         now = time.monotonic()
-        self.inbox.put((os.fsdecode(event.src_path), now))
+        self.inbox.put(_Event(os.fsdecode(event.src_path), event.is_directory, now))
         dest = getattr(event, "dest_path", "")
         if dest:
-            self.inbox.put((os.fsdecode(dest), now))
+            self.inbox.put(_Event(os.fsdecode(dest), event.is_directory, now))
+
+
+class _Stopping(Exception):
+    """Raised inside a long reconcile when stop() was asked for."""
 
 
 class Daemon:
@@ -74,15 +105,20 @@ class Daemon:
         self.skipped: dict[str, str] = {}
         self.last_report: SyncReport | None = None
         self.last_error = ""
-        self._inbox: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Event | None] = queue.SimpleQueue()
         self._pending: dict[str, _Pending] = {}
         self._startup_remaining = 0
         self._manifest: dict[str, Indexed] = {}
+        self._folders: Counter[str] = Counter()  # "a/", "a/b/" -> documents below: O(1) folder checks
+        self._stats: IndexStats | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
         self._caught_up = threading.Event()
         self._status_lock = threading.Lock()
+        self._retry_at = 0.0
+        self._retry_delay = _RETRY_FIRST
+        self._rescan_requested = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -92,31 +128,45 @@ class Daemon:
         self.lock.acquire()
         try:
             self.writer = IndexWriter(self.index_dir)
+            self._stats = self.writer.stats()
             self._start_observer()
         except BaseException:
+            if self._observer is not None:
+                self._observer.stop()
             self.lock.release()
             raise
         self._thread = threading.Thread(target=self._run, name="searchd-writer", daemon=True)
         self._thread.start()
+        log.info("watching %s with %s; index %s", self.root, self.observer_kind, self.index_dir)
         return self
+
+    def _native_observer(self) -> Any:
+        """The platform's observer (inotify on Linux). A method so the ENOSPC fallback can be
+        exercised by a test without exhausting the machine's inotify watches."""
+        return Observer()
 
     def _start_observer(self) -> None:
         if not self.config.polling:
+            observer = self._native_observer()
             try:
-                observer = Observer()
                 observer.schedule(_Handler(self._inbox), str(self.root), recursive=True)
                 observer.start()
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENFILE):
                     raise
+                observer.stop()
                 log.warning(
-                    "inotify watch limit reached (%s); falling back to polling the folder. "
-                    "Raise fs.inotify.max_user_watches for instant updates.", exc.strerror
+                    "inotify limit reached (%s); falling back to polling the folder every %.0fs. "
+                    "Raise fs.inotify.max_user_watches / max_user_instances for instant updates.",
+                    exc.strerror or exc, _POLL_INTERVAL,
                 )
             else:
                 self._observer, self.observer_kind = observer, "inotify"
                 return
-        observer = PollingObserver(timeout=1.0)
+        self._start_polling()
+
+    def _start_polling(self) -> None:
+        observer = PollingObserver(timeout=_POLL_INTERVAL)
         observer.schedule(_Handler(self._inbox), str(self.root), recursive=True)
         observer.start()
         self._observer, self.observer_kind = observer, "polling"
@@ -127,11 +177,18 @@ class Daemon:
             self._observer.stop()
             self._observer.join(timeout)
         self._stop.set()
+        self._inbox.put(None)  # wake the writer thread
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                # Releasing the lock now would let a second writer in beside this thread; when
+                # the process exits the kernel releases it, and the next start reconciles.
+                log.error("writer thread did not stop within %.0fs; keeping the index lock", timeout)
+                return
         self.state = "stopped"
         self._write_status()
         self.lock.release()
+        log.info("stopped")
 
     def wait_until_caught_up(self, timeout: float | None = None) -> bool:
         return self._caught_up.wait(timeout)
@@ -139,6 +196,18 @@ class Daemon:
     # --- the writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._startup()
+            self._loop()
+        except _Stopping:
+            log.warning("stopped during the start-up reconcile; the next start finishes it")
+        except Exception as exc:  # a bug: say so loudly rather than go quietly blind
+            log.exception("the writer thread failed")
+            self.state = "failed"
+            self.last_error = f"writer thread failed: {type(exc).__name__}: {exc}"
+            self._write_status()
+
+    def _startup(self) -> None:
         assert self.writer is not None
         self.state = "indexing"
         self._reconcile(startup=True)
@@ -147,31 +216,80 @@ class Daemon:
         self.state = "ok"
         self._caught_up.set()
         self._write_status()
+
+    def _loop(self) -> None:
         next_rescan = time.monotonic() + self.config.rescan_seconds
+        next_health = time.monotonic() + _HEALTH_EVERY
         last_work = time.monotonic()
         merged_since_work = True
+        stop_deadline: float | None = None
         while True:
             stopping = self._stop.is_set()
+            if stopping and stop_deadline is None:
+                stop_deadline = time.monotonic() + _STOP_GRACE
+                self._retry_at, self._retry_delay = 0.0, _RETRY_FIRST  # one more try right away
             self._drain_inbox()
             now = time.monotonic()
-            due = self._due_paths(now, flush=stopping)
-            if due:
-                self._apply_paths(due)
-                last_work, merged_since_work = now, False
-            if stopping and not self._pending:
-                break
-            if now >= next_rescan:
+            ready, settling = self._settled(now, flush=stopping)
+            if ready and (stopping or self._commit_now(ready, settling, now)) and now >= self._retry_at:
+                self._apply_paths(ready)
+                last_work, merged_since_work = time.monotonic(), False
+            if stopping:
+                if not self._pending:
+                    return
+                if stop_deadline is not None and time.monotonic() > stop_deadline:
+                    log.error("stopping with %d changes not committed (%s); the next start-up "
+                              "reconcile will index them", len(self._pending), self.last_error)
+                    return
+                time.sleep(0.05)
+                continue
+            if now >= next_health:
+                self._check_observer()
+                next_health = now + _HEALTH_EVERY
+            if now >= next_rescan or self._rescan_requested:
+                self._rescan_requested = False
                 self._reconcile(startup=False)
                 next_rescan = time.monotonic() + self.config.rescan_seconds
-            if not merged_since_work and not self._pending and now - last_work > _IDLE_MERGE_AFTER:
+            busy = len(self._pending) > 0
+            if not merged_since_work and ((not busy and now - last_work > _IDLE_MERGE_AFTER)
+                                          or self._segments() > self._hard_segment_limit()):
                 self._merge()
-                merged_since_work = True
-            time.sleep(_TICK)
+                merged_since_work = not busy
+            self._wait(self._next_wakeup(now, next_rescan, next_health, merged_since_work, last_work))
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until an event arrives or `seconds` pass; while changes are pending, not less than
+        _MIN_PASS, so that a flood of events is gathered rather than rescanned per event."""
+        started = time.monotonic()
+        try:
+            event = self._inbox.get(timeout=max(0.001, seconds))
+        except queue.Empty:
+            return
+        self._note(event)
+        if self._pending:
+            time.sleep(max(0.0, min(seconds, _MIN_PASS - (time.monotonic() - started))))
+
+    def _next_wakeup(self, now: float, next_rescan: float, next_health: float,
+                     merged: bool, last_work: float) -> float:
+        wake = min(next_rescan, next_health)
+        if self._retry_at > now:  # backing off after a failed commit: only new events wake us
+            wake = min(wake, self._retry_at)
+        else:
+            for pending in self._pending.values():
+                if pending.settled:
+                    wake = min(wake, pending.first_seen + _MAX_BATCH_DELAY)
+                else:
+                    wake = min(wake, pending.last_event + pending.quiet)
+        if not merged:
+            wake = min(wake, last_work + _IDLE_MERGE_AFTER + 0.01)
+        return min(1.0, max(0.0, wake - now))
 
     def _reconcile(self, startup: bool) -> None:
         assert self.writer is not None
 
         def progress(done: int, total: int) -> None:
+            if self._stop.is_set() and startup:
+                raise _Stopping
             self._startup_remaining = total - done
             if done == 0 or done % 500 == 0:
                 self._write_status()
@@ -187,148 +305,287 @@ class Daemon:
                     batch_size=self.config.batch_size, progress=progress, on_skip=on_skip,
                 )
                 break
-            except OSError as exc:  # disk full, folder gone for a moment: retry, keep serving
-                self._note_error(f"reconcile failed, will retry: {exc}")
+            except _Stopping:
+                raise
+            except Exception as exc:  # disk full, folder gone for a moment: retry, keep serving
+                self._note_error(f"{'start-up reconcile' if startup else 'rescan'} failed, will retry: "
+                                 f"{type(exc).__name__}: {exc}")
                 if self._stop.is_set():
                     return
-                time.sleep(min(_RETRY_MAX, 2.0 ** attempt))
+                self._stop.wait(min(_RETRY_MAX, _RETRY_FIRST * 2.0 ** attempt))
                 attempt += 1
         self._startup_remaining = 0
         self.last_report = report
-        self._manifest = self.writer.manifest()
+        self._load_manifest(self.writer.manifest())
+        self._refresh_stats()
         self.skipped = {k: v for k, v in self.skipped.items() if k in report.skipped or k not in self._manifest}
+        self.last_error = ""
         level = logging.INFO if startup or report.changed else logging.DEBUG
         log.log(level, "%s: %s", "start-up reconcile" if startup else "rescan", report.summary())
         self._write_status()
 
+    # --- events -> settled paths ----------------------------------------------------------------
+
     def _drain_inbox(self) -> None:
         while True:
             try:
-                path, seen = self._inbox.get_nowait()
+                event = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            pending = self._pending.get(path)
-            if pending is None:
-                self._pending[path] = _Pending(seen, seen, _stamp(path))
-            else:
-                pending.last_event = seen
+            self._note(event)
 
-    def _due_paths(self, now: float, flush: bool) -> list[str]:
-        """Paths quiet for the debounce window whose size and mtime have stopped changing."""
-        due = []
-        for path, pending in list(self._pending.items()):
-            if not flush and now - pending.last_event < self.config.debounce_seconds:
+    def _note(self, event: _Event | None) -> None:
+        if event is None or not self._relevant(event):
+            return
+        pending = self._pending.get(event.path)
+        if pending is None:
+            self._pending[event.path] = _Pending(event.seen, event.seen, _stamp(event.path), self.config.debounce_seconds)
+            return
+        # Events spaced out in time mean someone is still writing: ask for a longer quiet window.
+        pending.settled = False
+        gap = event.seen - pending.last_event
+        pending.quiet = min(_SETTLE_MAX, max(pending.quiet, gap * 1.5))
+        pending.last_event = max(pending.last_event, event.seen)
+
+    def _relevant(self, event: _Event) -> bool:
+        """Drop events of files no rule wants (editor swap files, hidden folders) before they can
+        hold up a commit; a rename's other side arrives as its own event."""
+        try:
+            relative = Path(event.path).relative_to(self.root)
+        except ValueError:
+            return False
+        if not relative.parts:
+            return True
+        if any(self.rules.ignores_dir(part) for part in relative.parts[:-1]):
+            return False
+        if event.is_directory:
+            return True
+        article_id = PurePosixPath(*relative.parts).as_posix()
+        # An id we hold must always be looked at (e.g. a rule changed how it reads); else ask rules.
+        return article_id in self._manifest or self.rules.wants(article_id) or self._is_dir_now(event.path)
+
+    @staticmethod
+    def _is_dir_now(path: str) -> bool:
+        return os.path.isdir(path)
+
+    def _settled(self, now: float, flush: bool) -> tuple[list[str], int]:
+        """Paths whose quiet window has passed with their size and mtime unchanged, and how many
+        others are still settling."""
+        ready, settling = [], 0
+        for path, pending in self._pending.items():
+            if flush or pending.settled:
+                ready.append(path)
+                continue
+            if now - pending.last_event < pending.quiet:
+                settling += 1
                 continue
             stamp = _stamp(path)
-            if not flush and stamp != pending.stamp:  # still being written
+            if stamp != pending.stamp:  # still being written: wait longer
                 pending.stamp, pending.last_event = stamp, now
+                pending.quiet = min(_SETTLE_MAX, pending.quiet * 2)
+                settling += 1
                 continue
-            due.append(path)
-        return due
+            pending.settled = True
+            ready.append(path)
+        return ready, settling
+
+    def _commit_now(self, ready: list[str], settling: int, now: float) -> bool:
+        if settling == 0 or len(ready) >= self.config.batch_size:
+            return True
+        oldest = min(self._pending[path].first_seen for path in ready)
+        return now - oldest >= _MAX_BATCH_DELAY
+
+    # --- settled paths -> one commit ------------------------------------------------------------
 
     def _apply_paths(self, paths: list[str]) -> None:
         assert self.writer is not None
+        started = time.monotonic()
         batch = ChangeBatch()
-        for path in paths:
-            self._resolve(Path(path), batch)
-        if len(batch):
-            try:
+        try:
+            to_read: dict[str, Path] = {}
+            for path in paths:
+                self._resolve(Path(path), batch, to_read)
+            self._read(to_read, batch)
+            if len(batch):
                 self.writer.apply(batch)
-            except Exception as exc:  # disk full, permissions: keep the paths pending and retry
-                self._note_error(f"commit failed, will retry: {type(exc).__name__}: {exc}")
-                time.sleep(min(_RETRY_MAX, 1.0))
-                return
-            for article in batch.upserts:
-                self._manifest[article.id] = Indexed(article.size, article.mtime_ns, article.checksum)
-            for doc_id in batch.deletes:
-                self._manifest.pop(doc_id, None)
-            for prefix in batch.delete_prefixes:
-                for doc_id in [d for d in self._manifest if d.startswith(prefix)]:
-                    del self._manifest[doc_id]
-            self.last_error = ""
-            log.info(
-                "committed %d updated, %d deleted%s",
-                len(batch.upserts), len(batch.deletes),
-                f", {len(batch.delete_prefixes)} folders removed" if batch.delete_prefixes else "",
-            )
+        except Exception as exc:  # disk full, read-only, a folder we may not read: keep the paths
+            self._retry_at = time.monotonic() + self._retry_delay  # pending, serve the last
+            self._note_error(f"commit failed, will retry in {self._retry_delay:.1f}s: "  # good state
+                             f"{type(exc).__name__}: {exc}")
+            self._retry_delay = min(_RETRY_MAX, self._retry_delay * 2)
+            return
+        if len(batch):
+            self._remember(batch)
+            self._refresh_stats()
+            self._log_commit(batch, time.monotonic() - started)
+        if self.last_error:
+            log.info("commits succeed again")
+        self.last_error = ""
+        self._retry_delay = _RETRY_FIRST
         for path in paths:
             self._pending.pop(path, None)
         self._write_status()
 
-    def _resolve(self, path: Path, batch: ChangeBatch) -> None:
-        """Make the index agree with what is at `path` now."""
-        try:
-            relative = path.relative_to(self.root)
-        except ValueError:
-            return
+    def _remember(self, batch: ChangeBatch) -> None:
+        """Update the in-memory manifest in the order the writer applied the batch: prefixes,
+        then single deletes, then upserts (an id deleted and re-added in one batch is live)."""
+        for prefix in batch.delete_prefixes:
+            for doc_id in self._ids_under(prefix):
+                self._unset(doc_id)
+        for doc_id in batch.deletes:
+            self._unset(doc_id)
+        for article in batch.upserts:
+            self._set(article.id, Indexed(article.size, article.mtime_ns, article.checksum))
+
+    # The manifest: what the index holds (id -> stamp), plus a count of documents per folder.
+
+    def _load_manifest(self, manifest: dict[str, Indexed]) -> None:
+        self._manifest = {}
+        self._folders = Counter()
+        for doc_id, indexed in manifest.items():
+            self._set(doc_id, indexed)
+
+    def _set(self, doc_id: str, indexed: Indexed) -> None:
+        if doc_id not in self._manifest:
+            self._folders.update(_folders_of(doc_id))
+        self._manifest[doc_id] = indexed
+
+    def _unset(self, doc_id: str) -> None:
+        if self._manifest.pop(doc_id, None) is not None:
+            self._folders.subtract(_folders_of(doc_id))
+            for folder in _folders_of(doc_id):
+                if self._folders[folder] <= 0:
+                    del self._folders[folder]
+
+    def _ids_under(self, prefix: str) -> list[str]:
+        if prefix and prefix not in self._folders:
+            return []
+        return [d for d in self._manifest if d.startswith(prefix)]
+
+    def _log_commit(self, batch: ChangeBatch, seconds: float) -> None:
+        names = [a.id for a in batch.upserts] + [f"-{d}" for d in batch.deletes] + [f"-{p}*" for p in batch.delete_prefixes]
+        shown = ", ".join(names[:5]) + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
+        log.info("committed %d indexed, %d deleted%s in %.0f ms: %s",
+                 len(batch.upserts), len(batch.deletes),
+                 f", {len(batch.delete_prefixes)} folders removed" if batch.delete_prefixes else "",
+                 seconds * 1000, shown)
+
+    def _resolve(self, path: Path, batch: ChangeBatch, to_read: dict[str, Path]) -> None:
+        """Work out what the index needs so that it agrees with what is at `path` now."""
+        relative = path.relative_to(self.root)
         if not relative.parts:
-            return self._resolve_all(batch)
+            self._resolve_dir(self.root, "", batch, to_read)
+            return
         article_id = PurePosixPath(*relative.parts).as_posix()
-        is_link = path.is_symlink()
-        if is_link and not self.config.follow_symlinks:
+        if path.is_symlink() and not self.config.follow_symlinks:
             self._forget(article_id, batch)
             return
         if path.is_dir():
             if any(self.rules.ignores_dir(part) for part in relative.parts):
+                self._forget(article_id, batch)  # renamed to a hidden name: its files are gone
                 return
-            on_disk = set()
-            for child_id, child_path, stamp in walk(path, self.rules):
-                full_id = f"{article_id}/{child_id}"
-                on_disk.add(full_id)
-                self._upsert_if_changed(full_id, child_path, stamp, batch)
-            for known in [d for d in self._manifest if d.startswith(article_id + "/") and d not in on_disk]:
-                batch.deletes.append(known)
+            self._resolve_dir(path, article_id + "/", batch, to_read)
             return
-        if not path.exists():
+        # A file (or nothing). Anything we held under this name as a folder is gone.
+        self._forget_folder(article_id, batch)
+        if not path.exists() or not self.rules.wants(article_id):
             self._forget(article_id, batch)
-            return
-        if not self.rules.wants(article_id):
             return
         try:
             stamp = stamp_of(path.stat())
         except OSError:
             self._forget(article_id, batch)
             return
-        self._upsert_if_changed(article_id, path, stamp, batch)
+        self._read_if_changed(article_id, path, stamp, to_read)
 
-    def _resolve_all(self, batch: ChangeBatch) -> None:
-        for article_id, path, stamp in walk(self.root, self.rules):
-            self._upsert_if_changed(article_id, path, stamp, batch)
+    def _resolve_dir(self, directory: Path, prefix: str, batch: ChangeBatch, to_read: dict[str, Path]) -> None:
+        on_disk = set()
+        for child_id, child_path, stamp in walk(directory, self.rules):
+            full_id = prefix + child_id
+            on_disk.add(full_id)
+            self._read_if_changed(full_id, child_path, stamp, to_read)
+        batch.deletes.extend(d for d in self._ids_under(prefix) if d not in on_disk)
+        if prefix:
+            self._forget_file(prefix[:-1], batch)  # a file that had this folder's name
 
     def _forget(self, article_id: str, batch: ChangeBatch) -> None:
+        self._forget_file(article_id, batch)
+        self._forget_folder(article_id, batch)
+
+    def _forget_file(self, article_id: str, batch: ChangeBatch) -> None:
         if article_id in self._manifest:
             batch.deletes.append(article_id)
-        prefix = article_id + "/"
-        if any(d.startswith(prefix) for d in self._manifest):
-            batch.delete_prefixes.append(prefix)
         self.skipped.pop(article_id, None)
 
-    def _upsert_if_changed(self, article_id: str, path: Path, stamp: FileStamp, batch: ChangeBatch) -> None:
+    def _forget_folder(self, article_id: str, batch: ChangeBatch) -> None:
+        prefix = article_id + "/"
+        if prefix in self._folders:
+            batch.delete_prefixes.append(prefix)
+        for skipped in [s for s in self.skipped if s.startswith(prefix)]:
+            del self.skipped[skipped]
+
+    def _read_if_changed(self, article_id: str, path: Path, stamp: FileStamp, to_read: dict[str, Path]) -> None:
         known = self._manifest.get(article_id)
         if known is not None and (known.size, known.mtime_ns) == (stamp.size, stamp.mtime_ns):
             return
-        try:
-            article = read_article(self.root, path, self.config.max_file_bytes)
-        except Skip as skip:
-            log.warning("skipped %s: %s", article_id, skip.reason)
-            self.skipped[article_id] = skip.reason
-            if known is not None:
-                batch.deletes.append(article_id)
-            return
-        except Exception as exc:
-            log.exception("unexpected error parsing %s", article_id)
-            self.skipped[article_id] = f"parser error ({type(exc).__name__})"
-            return
-        self.skipped.pop(article_id, None)
-        batch.upserts.append(article)
+        to_read[article_id] = path
+
+    def _read(self, to_read: dict[str, Path], batch: ChangeBatch) -> None:
+        """Parse the files to (re)index; many at once (a folder moved in) use both cores."""
+        for parsed in parse_all(self.root, sorted(to_read.items()), self.config.max_file_bytes):
+            if parsed.article is None:
+                log.warning("skipped %s: %s", parsed.article_id, parsed.reason)
+                self.skipped[parsed.article_id] = parsed.reason
+                if parsed.article_id in self._manifest:  # it was an article and is not one now
+                    batch.deletes.append(parsed.article_id)
+                continue
+            self.skipped.pop(parsed.article_id, None)
+            batch.upserts.append(parsed.article)
+
+    # --- upkeep ---------------------------------------------------------------------------------
+
+    def _segments(self) -> int:
+        return self._stats.segments if self._stats else 0
+
+    def _hard_segment_limit(self) -> int:
+        assert self.writer is not None
+        return self.writer.max_segments * _HARD_SEGMENT_FACTOR
 
     def _merge(self) -> None:
         assert self.writer is not None
         try:
+            before = self._segments()
+            started = time.monotonic()
             if self.writer.merge_if_needed():
-                log.info("merged segments (now %d)", self.writer.segment_count())
+                self._refresh_stats()
+                log.info("merged segments %d -> %d in %.1fs", before, self._segments(), time.monotonic() - started)
+                self._write_status()
         except Exception as exc:
-            self._note_error(f"merge failed: {type(exc).__name__}: {exc}")
+            self._note_error(f"merge failed (will try again when idle): {type(exc).__name__}: {exc}")
+
+    def _check_observer(self) -> None:
+        """An inotify observer can die (e.g. the watch limit reached on a new subfolder): switch to
+        polling and rescan, rather than go blind."""
+        observer = self._observer
+        if observer is None or self._stop.is_set():
+            return
+        alive = observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
+        if alive:
+            return
+        log.warning("the %s observer stopped working; falling back to polling and rescanning", self.observer_kind)
+        try:
+            observer.stop()
+        except Exception:
+            pass
+        self._start_polling()
+        self._rescan_requested = True
+
+    def _refresh_stats(self) -> None:
+        assert self.writer is not None
+        try:
+            self._stats = self.writer.stats()
+        except Exception as exc:
+            log.debug("cannot read index stats: %s", exc)
 
     def _note_error(self, message: str) -> None:
         self.last_error = message
@@ -345,19 +602,25 @@ class Daemon:
         return round(time.monotonic() - oldest, 3) if oldest is not None else 0.0
 
     def status(self) -> dict[str, Any]:
+        """Cheap and thread-safe: built from what the writer thread last recorded."""
         assert self.writer is not None
-        stats = self.writer.stats()
+        stats = self._stats
         pending = self.pending()
         return {
-            "status": _overall(self.state, pending),
-            "documents": stats.documents,
-            "segments": stats.segments,
+            "status": _overall(self.state, pending, self.last_error),
+            "state": self.state,
+            "documents": stats.documents if stats else 0,
+            "segments": stats.segments if stats else 0,
+            "generation": stats.generation if stats else -1,
             "pending": pending,
-            "last_commit": self.writer.last_commit or stats.last_commit,
+            "last_commit": self.writer.last_commit or (stats.last_commit if stats else None),
+            "commits": self.writer.commits,
             "observer": self.observer_kind,
             "lag_seconds": self.lag_seconds(),
             "skipped": dict(sorted(self.skipped.items())),
             "folder": str(self.root),
+            "index": stats.directory if stats else "",
+            "rebuilding": self.writer.rebuild_reason or "",
             "error": self.last_error,
             "pid": os.getpid(),
             "updated": time.time(),
@@ -373,10 +636,20 @@ class Daemon:
                 log.debug("cannot write status file: %s", exc)
 
 
-def _overall(state: str, pending: int) -> str:
+def _overall(state: str, pending: int, error: str) -> str:
+    if state in ("stopped", "failed"):
+        return state
+    if error:
+        return "degraded"
     if state == "ok":
         return "ok" if pending == 0 else "indexing"
-    return "stopped" if state == "stopped" else "indexing"
+    return "indexing"
+
+
+def _folders_of(doc_id: str) -> list[str]:
+    """"a/b/c.txt" -> ["a/", "a/b/"]"""
+    parts = doc_id.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
 
 
 def _stamp(path: str) -> FileStamp | None:
