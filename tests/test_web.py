@@ -141,7 +141,7 @@ def test_article_view_marks_the_query_words_from_escaped_text(client: FlaskClien
     # "panels" is marked for "panel" (same stem); the negated word is not; markup is escaped.
     assert "<mark>panels</mark>" in page and "<mark>claims</mark>" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold</b>" not in page
-    assert "<img src=x" not in page and ""&lt;img src=x onerror=alert(&#39;xss-body&#39;)&gt;" in pagelt;img src=x onerror=alert('xss-body')"&lt;img src=x onerror=alert(&#39;xss-body&#39;)&gt;" in pagegt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert('xss-body')&gt;" in page
     api = client.get("/api/doc/world/hostile.json", query_string={"q": "sola*"}).get_json()
     assert api["marked"]["title"] == '&lt;script&gt;alert("xss-title")&lt;/script&gt; <mark>Solar</mark> sabotage'
     assert api["title"] == XSS_TITLE
