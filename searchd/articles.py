@@ -117,7 +117,7 @@ def read_article(root: Path, path: Path, max_bytes: int) -> Article:
     if not data.strip():
         raise Skip("empty file")
     text = decode(data)
-    fields_ = parser(text)
+    fields_ = _sanitize_fields(parser(text))
     body = dedupe_paragraphs(fields_.pop("body", ()), exclude=(fields_.get("title", ""), fields_.get("subtitle", ""), fields_.get("summary", "")))
     if not fields_.get("title") and not body and not fields_.get("summary"):
         raise Skip("no text found")
@@ -152,6 +152,9 @@ def decode(data: bytes) -> str:
                 return _clean(data.decode(encoding))
             except UnicodeDecodeError:
                 raise Skip(f"invalid {encoding} text after its byte-order mark") from None
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return _clean(utf16)
     if _looks_binary(data):
         raise Skip("binary data, not text")
     try:
@@ -169,6 +172,22 @@ def decode(data: bytes) -> str:
     if best is not None:
         return _clean(str(best))
     return _clean(_decode_cp1252(data))
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Windows tools write UTF-16 without a byte-order mark too: mostly-Latin text then has a NUL
+    in every other byte, which would otherwise read as binary data."""
+    sample = data[:4096]
+    if len(data) % 2 or len(sample) < 4:
+        return None
+    half = len(sample) // 2
+    for zeros, letters, encoding in ((sample[1::2], sample[0::2], "utf-16-le"), (sample[0::2], sample[1::2], "utf-16-be")):
+        if zeros.count(0) >= 0.9 * half and letters.count(0) == 0:
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _decode_cp1252(data: bytes) -> str:
@@ -192,6 +211,26 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 def _clean(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return unicodedata.normalize("NFC", _CONTROL.sub("", text))
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _sanitize(text: str) -> str:
+    """JSON and YAML escapes can smuggle in what decoding never produces: control characters and
+    lone surrogates (which cannot be encoded as UTF-8, so the index commit would fail)."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+
+
+def _sanitize_fields(fields_: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in fields_.items():
+        if isinstance(value, str):
+            value = _sanitize(value)
+        elif isinstance(value, (list, tuple)) and name in ("body", "tags"):
+            value = type(value)(_sanitize(item) for item in value)
+        clean[name] = value
+    return clean
 
 
 def _megabytes(size: int) -> str:
@@ -277,14 +316,18 @@ def parse_txt(text: str) -> dict[str, Any]:
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
-_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s+|$)")
+# Every pattern excludes its own opening character from what it spans, so each scan stops at the
+# next candidate: linear time on any line (a 10 MB line of "[[[[" or "*a *a" must not hang).
 _MD_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images: keep the alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links: keep the link text
-    (re.compile(r"<[^>\n]+>"), ""),  # inline HTML tags
-    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
-    (re.compile(r"(?<!\w)([*_])(\S(?:.*?\S)?)\1(?!\w)"), r"\2"),
-    (re.compile(r"`([^`]+)`"), r"\1"),
+    (re.compile(r"!\[([^\[\]\n]*)\]\([^()\n]*\)"), r"\1"),  # images: keep the alt text
+    (re.compile(r"\[([^\[\]\n]+)\]\([^()\n]*\)"), r"\1"),  # links: keep the link text
+    (re.compile(r"<[^<>\n]+>"), ""),  # inline HTML tags
+    (re.compile(r"\*\*(?=\S)([^*\n]+)(?<=\S)\*\*"), r"\1"),
+    (re.compile(r"__(?=\S)([^_\n]+)(?<=\S)__"), r"\1"),
+    (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+)(?<=\S)\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![\w_])_(?=\S)([^_\n]+)(?<=\S)_(?![\w_])"), r"\1"),
+    (re.compile(r"`([^`\n]+)`"), r"\1"),
 ]
 _MD_LINE_PREFIX = re.compile(r"^\s*(?:>\s?|[-*+]\s+|\d+[.)]\s+)")
 
@@ -299,11 +342,12 @@ def _markdown_to_paragraphs(markdown: str) -> tuple[str, list[str]]:
             continue
         match = _MD_HEADING.match(line)
         if match:
+            text = line[match.end():].rstrip().rstrip("#").rstrip()  # "## Title ##" -> "Title"
             if not heading:
-                heading = match.group(1)
+                heading = text
                 lines.extend(["", ""])
                 continue
-            lines.extend(["", match.group(1), ""])
+            lines.extend(["", text, ""])
             continue
         if _MD_LINE_PREFIX.match(line):  # each list item or quote line is a paragraph of its own
             lines.append("")
@@ -312,6 +356,27 @@ def _markdown_to_paragraphs(markdown: str) -> tuple[str, list[str]]:
             line = pattern.sub(replacement, line)
         lines.append(line)
     return heading, split_blocks("\n".join(lines))
+
+
+def _load_front_matter(source: str) -> Any:
+    """YAML front matter -> Python data, with the safe loader and without aliases: a few hundred
+    bytes of nested aliases ("billion laughs") would otherwise expand to millions of strings."""
+    import yaml
+
+    class _NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases are not accepted in front matter", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    loader = _NoAliasLoader(source)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def parse_md(text: str) -> dict[str, Any]:
@@ -324,10 +389,13 @@ def parse_md(text: str) -> dict[str, Any]:
         import yaml
 
         try:
-            loaded = yaml.safe_load(match.group(1) or "")
+            loaded = _load_front_matter(match.group(1) or "")
         except yaml.YAMLError as exc:
             loaded = None
             warning = f"front matter is not valid YAML ({str(exc).splitlines()[0]}); indexed without it"
+        except RecursionError:
+            loaded = None
+            warning = "front matter nests too deeply; indexed without it"
         if isinstance(loaded, dict):
             meta = {str(key).lower(): value for key, value in loaded.items()}
         elif loaded is not None and not warning:
@@ -354,6 +422,14 @@ def parse_md(text: str) -> dict[str, Any]:
 def parse_html(text: str) -> dict[str, Any]:
     import trafilatura
 
+    if _nests_too_deeply(text):
+        # libxml2 stops building the tree at depth 256 and drops everything below it, so the
+        # extractor would index an empty page; a flat reading keeps every word.
+        title, paragraphs = _flat_html_text(text)
+        if not title and not paragraphs:
+            raise Skip("HTML has no readable text")
+        return {"title": title, "body": paragraphs, "extra": {"warning": "HTML nests too deeply for the extractor; indexed its plain text"}}
+
     try:
         doc = trafilatura.bare_extraction(
             text, with_metadata=True, include_comments=False, include_tables=True, favor_recall=True
@@ -361,10 +437,12 @@ def parse_html(text: str) -> dict[str, Any]:
     except Exception as exc:  # the extractor's failure on hostile markup is a skip, not a crash
         raise Skip(f"HTML could not be parsed ({type(exc).__name__})") from None
     if doc is None:
-        paragraphs = _html_fallback_text(text)
-        if not paragraphs:
+        # The extractor found no main text (libxml2 also refuses text nodes over 10 MB): read
+        # the page flat rather than lose it.
+        title, paragraphs = _flat_html_text(text)
+        if not title and not paragraphs:
             raise Skip("HTML has no readable text")
-        return {"title": "", "body": paragraphs}
+        return {"title": title, "body": paragraphs}
     paragraphs = [line for line in (doc.text or "").split("\n") if line.strip()]
     title = _text_value(doc.title)
     if paragraphs and _normal(paragraphs[0]) == _normal(title):
@@ -381,16 +459,61 @@ def parse_html(text: str) -> dict[str, Any]:
     }
 
 
-def _html_fallback_text(text: str) -> list[str]:
+def _nests_too_deeply(text: str) -> bool:
     import lxml.html
 
+    parser = lxml.html.HTMLParser()
     try:
-        root = lxml.html.fromstring(text)
+        lxml.html.fromstring(text, parser=parser)
     except Exception:
-        return []
-    for bad in root.xpath("//script|//style|//noscript"):
-        bad.drop_tree()
-    return split_blocks(root.text_content())
+        return False  # not parseable at all: the extractor and its fallback decide
+    return any("Excessive depth" in entry.message for entry in parser.error_log)
+
+
+_BLOCK_TAGS = frozenset(
+    "p div br li ul ol h1 h2 h3 h4 h5 h6 tr td th table section article header footer blockquote pre".split()
+)
+_INVISIBLE_TAGS = frozenset(("script", "style", "noscript", "template"))
+
+
+def _flat_html_text(text: str) -> tuple[str, list[str]]:
+    """(title, paragraphs) of any HTML, however deep: a streaming parse that keeps no tree."""
+    from html.parser import HTMLParser
+
+    title: list[str] = []
+    chunks: list[str] = []
+    hidden = 0
+    in_title = False
+
+    class _Flat(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            nonlocal hidden, in_title
+            if tag == "title":
+                in_title = True
+            elif tag in _INVISIBLE_TAGS:
+                hidden += 1
+            elif tag in _BLOCK_TAGS:
+                chunks.append("\n\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            nonlocal hidden, in_title
+            if tag == "title":
+                in_title = False
+            elif tag in _INVISIBLE_TAGS:
+                hidden = max(0, hidden - 1)
+            elif tag in _BLOCK_TAGS:
+                chunks.append("\n\n")
+
+        def handle_data(self, data: str) -> None:
+            if in_title:
+                title.append(data)
+            elif not hidden:
+                chunks.append(data)
+
+    parser = _Flat(convert_charrefs=True)
+    parser.feed(text)
+    parser.close()
+    return _text_value("".join(title)), split_blocks("".join(chunks))
 
 
 def parse_json(text: str) -> dict[str, Any]:
@@ -404,10 +527,9 @@ def parse_json(text: str) -> dict[str, Any]:
         raise Skip(f"JSON is a {type(data).__name__}, expected an object with title and body")
     data = {str(key).lower(): value for key, value in data.items()}
     body = data.get("body", data.get("text", data.get("content", "")))
-    if isinstance(body, list):
-        paragraphs = [p for item in body for p in split_blocks(_text_value(item))]
-    else:
-        paragraphs = split_blocks(_text_value(body))
+    # Paragraph breaks are kept: `_text_value` would fold "one\n\ntwo" into a single paragraph.
+    items = body if isinstance(body, list) else [body]
+    paragraphs = [p for item in items if isinstance(item, str) for p in split_blocks(item)]
     return {
         "title": _text_value(data.get("title")),
         "summary": _text_value(data.get("summary") or data.get("description")),

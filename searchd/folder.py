@@ -45,11 +45,23 @@ class FileRules:
         parts = PurePosixPath(article_id).parts
         if not parts or any(self.ignores_dir(part) for part in parts[:-1]):
             return False
+        if not _is_utf8(article_id):
+            # A name in a legacy encoding: its id could not be stored, sent as JSON or linked.
+            log.warning("ignoring %r: the file name is not valid UTF-8 (rename it to index it)", article_id)
+            return False
         if self.ignores_name(parts[-1]):
             return False
         if self.include and not any(fnmatch.fnmatch(article_id, pattern) for pattern in self.include):
             return False
         return not any(fnmatch.fnmatch(article_id, pattern) for pattern in self.exclude)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode keeps undecodable bytes as lone surrogates
+        return False
+    return True
 
 
 def walk(root: Path, rules: FileRules) -> Iterator[tuple[str, Path, FileStamp]]:
