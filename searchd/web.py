@@ -586,8 +586,14 @@ def _gzip(response: Response) -> None:
     if (response.status_code != 200 or "Content-Encoding" in response.headers
             or request.method == "HEAD" or not request.accept_encodings["gzip"]):
         return
-    response.direct_passthrough = False  # static files stream by default; read them to compress
+    if response.content_length is not None and response.content_length < GZIP_MIN_BYTES:
+        return
+    # Static files stream from an open file by default: read it whole to compress, then close it.
+    source = response.response
+    response.direct_passthrough = False
     data = response.get_data()
+    if hasattr(source, "close"):
+        source.close()
     if len(data) < GZIP_MIN_BYTES:
         return
     response.set_data(gzip.compress(data, compresslevel=6))

@@ -1,0 +1,229 @@
+"""The search page in a real browser: Debian's Chromium driven by Playwright against a live
+waitress server on a real index. Instant search, paging, sort, facets, the article view, keyboard
+navigation, JavaScript off, the dark scheme, a phone-sized screen, and axe-core accessibility."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from searchd.config import Config
+from searchd.web import create_app
+
+from .conftest import REPO, build_index, write_files
+from .test_web import web_articles
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (the test extra)")
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from waitress import create_server
+
+    root = tmp_path_factory.mktemp("browser")
+    folder = write_files(root / "articles", web_articles())
+    build_index(folder, root / "index")
+    app = create_app(Config(folder=folder, index_dir=root / "index"))
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, base_url: str):
+    """A fresh page with JavaScript on, the real CSP in force, and console errors collected
+    (a CSP violation or a script error shows up there)."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"browser console errors: {errors}"
+
+
+def hit_titles(page) -> list[str]:
+    return page.locator("a.hit-link").all_inner_texts()
+
+
+def test_typing_shows_highlighted_results_without_reloading_and_keeps_the_url_in_sync(page) -> None:
+    page.goto("/")
+    assert page.evaluate("document.activeElement.id") == "q"  # autofocus
+    page.evaluate("window.__samePage = true")
+    page.keyboard.type("solar pane", delay=30)
+    page.wait_for_url(re.compile(r"/search\?q=solar\+pane$"))
+    page.wait_for_selector(".hit mark")
+    assert page.evaluate("window.__samePage") is True  # updated in place, not a page load
+    assert page.locator("#result-meta .total").inner_text() == "8 results"
+    marks = {m.lower() for m in page.locator(".hit .snippet mark").all_inner_texts()}
+    assert "solar" in marks and any(m.startswith("panel") for m in marks)
+    assert page.title() == "solar pane – searchd"
+    # Completions for the word being typed, offered as whole queries.
+    page.wait_for_function("document.querySelectorAll('#completions option').length > 0")
+    options = page.locator("#completions option").evaluate_all("els => els.map(e => e.value)")
+    assert "solar panel" in options or "solar panels" in options
+
+
+def test_paging_and_sorting(page) -> None:
+    page.goto("/search?q=solar")
+    first_page = hit_titles(page)
+    assert len(first_page) == 10 and page.locator("ol.hits").get_attribute("start") == "1"
+    page.click("a[rel=next]")
+    page.wait_for_url("**/search?q=solar&page=2")
+    assert page.locator("ol.hits").get_attribute("start") == "11"
+    assert not set(hit_titles(page)) & set(first_page)
+    page.click("text=Newest")
+    page.wait_for_url("**/search?q=solar&sort=date")
+    dates = page.locator(".hit time").evaluate_all("els => els.map(e => e.getAttribute('datetime'))")
+    assert len(dates) == 10 and dates == sorted(dates, reverse=True)
+    assert page.locator(".sort a[aria-current]").inner_text() == "Newest"
+
+
+def test_facet_filter_and_clearing_it(page) -> None:
+    page.goto("/search?q=solar")
+    page.click(".facets a:text-is('science')")
+    page.wait_for_url("**/search?q=solar&category=science")
+    assert page.locator("#result-meta .total").inner_text() == "8 results"
+    assert set(page.locator(".hit .category").all_inner_texts()) == {"science"}
+    page.click(".facets a:text-is('2024')")
+    page.wait_for_url("**category=science&from=2024&to=2024")
+    assert all(d.startswith("2024") for d in page.locator(".hit time").all_inner_texts())
+    page.click("text=Clear filters")
+    page.wait_for_url("**/search?q=solar")
+    assert page.locator("#result-meta .total").inner_text() == "26 results"
+
+
+def test_open_an_article_with_marked_words_and_similar_articles(page) -> None:
+    page.goto("/search?q=photovoltaic+recycling")
+    page.locator("a.hit-link").first.click()
+    page.wait_for_url(re.compile(r"/doc/.+\?q=photovoltaic"))
+    assert "Recycling" in page.locator("h1").inner_text()
+    marked = {m.lower() for m in page.locator("article mark").all_inner_texts()}
+    assert {"photovoltaic", "recycling"} <= marked
+    similar = page.locator(".similar a")
+    assert similar.count() >= 1
+    similar.first.click()
+    page.wait_for_url(re.compile(r"/doc/"))
+    assert page.locator("h1").count() == 1
+
+
+def test_keyboard_navigation_through_results(page) -> None:
+    page.goto("/search?q=solar")
+    page.locator("h1, .meta").first.click()  # leave the search box
+    page.keyboard.press("j")
+    links = page.locator("a.hit-link")
+    assert page.evaluate("document.activeElement.className") == "hit-link"
+    first = links.nth(0).get_attribute("href")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == first
+    page.keyboard.press("j")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == links.nth(2).get_attribute("href")
+    page.keyboard.press("k")
+    second = links.nth(1).get_attribute("href")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == second
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.press("End")  # in the search box, j is just a letter
+    page.keyboard.type("j")
+    assert page.input_value("#q") == "solarj"
+    page.locator("h1, .meta").first.click()
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/doc/"))
+
+
+def test_the_page_works_with_javascript_off(browser, base_url: str) -> None:
+    context = browser.new_context(base_url=base_url, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto("/")
+        page.fill("#q", "solar grid")
+        page.press("#q", "Enter")
+        page.wait_for_url("**/search?q=solar+grid")
+        assert page.locator(".hit mark").count() > 0
+        page.click("text=Newest")
+        page.wait_for_url("**/search?q=solar+grid&sort=date")
+        page.fill("#q", "solar")
+        page.press("#q", "Enter")  # the sort order stays while the query changes
+        page.wait_for_url("**/search?q=solar&sort=date")
+        page.click("a[rel=next]")
+        page.wait_for_url("**/search?q=solar&sort=date&page=2")
+        page.click(".facets a:text-is('energy')")
+        page.wait_for_url("**/search?q=solar&sort=date&category=energy")
+        assert set(page.locator(".hit .category").all_inner_texts()) == {"energy"}
+        page.locator("a.hit-link").first.click()
+        page.wait_for_url(re.compile(r"/doc/"))
+        assert page.locator("article mark").count() > 0
+    finally:
+        context.close()
+
+
+def test_dark_scheme_and_phone_width(browser, base_url: str) -> None:
+    context = browser.new_context(base_url=base_url, color_scheme="dark", viewport={"width": 360, "height": 740},
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto("/search?q=solar")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        text = page.evaluate("getComputedStyle(document.body).color")
+        assert background == "rgb(13, 17, 23)" and text == "rgb(230, 237, 243)"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing sticks out sideways
+        assert page.locator("#q").bounding_box()["width"] > 150
+        page.goto("/doc/energy/solar-00.md?q=solar")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    finally:
+        context.close()
+
+
+def axe_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+            for v in result["violations"]]
+
+
+@pytest.mark.skipif(not AXE.exists(), reason=f"axe-core is missing at {AXE}: run `npm install` (scripts/test.sh does)")
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_or_critical_violations(browser, base_url: str, scheme: str) -> None:
+    # bypass_csp only so that axe itself can be injected; the app's pages are unchanged.
+    context = browser.new_context(base_url=base_url, color_scheme=scheme, bypass_csp=True)
+    page = context.new_page()
+    try:
+        report = {}
+        for url in ("/", "/search?q=solar", "/search?q=solar&category=energy&sort=date",
+                    "/search?q=zzqqxxyy", "/doc/energy/solar-00.md?q=solar", "/help"):
+            page.goto(url)
+            report[url] = axe_violations(page)
+        serious = {url: [v for v in found if v["impact"] in ("serious", "critical")] for url, found in report.items()}
+        assert all(not found for found in serious.values()), serious
+    finally:
+        context.close()
