@@ -36,7 +36,7 @@ from watchdog.observers.polling import PollingObserver
 from .articles import FileStamp, stamp_of
 from .config import Config
 from .folder import FileRules, walk
-from .index import ChangeBatch, Indexed, IndexStats, IndexWriter, WriterLock, write_status
+from .index import MAX_SEGMENTS, ChangeBatch, Indexed, IndexStats, IndexWriter, WriterLock, write_status
 from .sync import SyncReport, parse_all, reconcile
 
 log = logging.getLogger("searchd.daemon")
@@ -49,6 +49,10 @@ _HEALTH_EVERY = 2.0  # seconds between checks that the observer threads are aliv
 _RETRY_FIRST, _RETRY_MAX = 0.5, 30.0  # back-off after a failed commit (disk full, read-only)
 _STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
 _POLL_INTERVAL = 1.0
+# A new file is expected to be closed by the program writing it (inotify reports the close); one
+# that stays open and quiet this long is indexed anyway (a file moved in from elsewhere looks like
+# a creation without a close).
+_OPEN_WAIT = 1.0
 _MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms (event floods)
 
 
@@ -59,6 +63,7 @@ class _Pending:
     stamp: FileStamp | None
     quiet: float
     settled: bool = False  # quiet window passed with the stamp unchanged (until the next event)
+    open_for_write: bool = False  # created and not yet closed (inotify tells us both)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class _Event:
     path: str
     is_directory: bool
     seen: float
+    kind: str = ""  # "created" (a program opened a new file), "closed" (it closed it), or ""
 
 
 class _Handler(FileSystemEventHandler):
@@ -80,10 +86,29 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory and event.event_type == "modified":
             return  # a directory's own mtime changes with every file in it; the files tell us more
         now = time.monotonic()
-        self.inbox.put(_Event(os.fsdecode(event.src_path), event.is_directory, now))
+        kind = ""
+        if event.event_type == "closed" or (event.event_type == "created" and not event.is_synthetic):
+            kind = event.event_type
+        self.inbox.put(_Event(os.fsdecode(event.src_path), event.is_directory, now, kind))
         dest = getattr(event, "dest_path", "")
         if dest:
             self.inbox.put(_Event(os.fsdecode(dest), event.is_directory, now))
+
+
+class _OverflowWatch(logging.Handler):
+    """Watchdog only logs when the kernel's inotify queue overflowed (events were lost); this
+    turns that log line into a rescan request instead of waiting for the periodic rescan."""
+
+    def __init__(self, daemon: "Daemon"):
+        super().__init__(logging.WARNING)
+        self.daemon = daemon
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.daemon.request_rescan("the inotify event queue overflowed")
+
+
+_WATCHDOG_LOGGERS = ("watchdog.observers.inotify", "watchdog.observers.inotify_c")
 
 
 class _Stopping(Exception):
@@ -93,8 +118,9 @@ class _Stopping(Exception):
 class Daemon:
     """Owns the writer lock, the writer thread and the observer. `start()`, then `stop()`."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, max_segments: int = MAX_SEGMENTS):
         self.config = config
+        self.max_segments = max_segments
         self.root = Path(config.folder).resolve()
         self.index_dir = Path(config.index_dir)
         self.rules = FileRules(config.include, config.exclude, config.follow_symlinks)
@@ -119,6 +145,7 @@ class Daemon:
         self._retry_at = 0.0
         self._retry_delay = _RETRY_FIRST
         self._rescan_requested = False
+        self._overflow_watch = _OverflowWatch(self)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -127,7 +154,7 @@ class Daemon:
             raise FileNotFoundError(f"article folder {self.root} does not exist")
         self.lock.acquire()
         try:
-            self.writer = IndexWriter(self.index_dir)
+            self.writer = IndexWriter(self.index_dir, self.max_segments)
             self._stats = self.writer.stats()
             self._start_observer()
         except BaseException:
@@ -135,6 +162,8 @@ class Daemon:
                 self._observer.stop()
             self.lock.release()
             raise
+        for name in _WATCHDOG_LOGGERS:
+            logging.getLogger(name).addHandler(self._overflow_watch)
         self._thread = threading.Thread(target=self._run, name="searchd-writer", daemon=True)
         self._thread.start()
         log.info("watching %s with %s; index %s", self.root, self.observer_kind, self.index_dir)
@@ -176,6 +205,8 @@ class Daemon:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
+        for name in _WATCHDOG_LOGGERS:
+            logging.getLogger(name).removeHandler(self._overflow_watch)
         self._stop.set()
         self._inbox.put(None)  # wake the writer thread
         if self._thread is not None:
@@ -189,6 +220,12 @@ class Daemon:
         self._write_status()
         self.lock.release()
         log.info("stopped")
+
+    def request_rescan(self, reason: str) -> None:
+        """Compare the whole folder with the index soon (thread-safe)."""
+        log.warning("%s; rescanning the folder", reason)
+        self._rescan_requested = True
+        self._inbox.put(None)
 
     def wait_until_caught_up(self, timeout: float | None = None) -> bool:
         return self._caught_up.wait(timeout)
@@ -279,7 +316,8 @@ class Daemon:
                 if pending.settled:
                     wake = min(wake, pending.first_seen + _MAX_BATCH_DELAY)
                 else:
-                    wake = min(wake, pending.last_event + pending.quiet)
+                    quiet = _OPEN_WAIT if pending.open_for_write else pending.quiet
+                    wake = min(wake, pending.last_event + quiet)
         if not merged:
             wake = min(wake, last_work + _IDLE_MERGE_AFTER + 0.01)
         return min(1.0, max(0.0, wake - now))
@@ -339,13 +377,24 @@ class Daemon:
             return
         pending = self._pending.get(event.path)
         if pending is None:
-            self._pending[event.path] = _Pending(event.seen, event.seen, _stamp(event.path), self.config.debounce_seconds)
+            pending = self._pending[event.path] = _Pending(
+                event.seen, event.seen, _stamp(event.path), self.config.debounce_seconds)
+            self._note_open(pending, event)
             return
+        self._note_open(pending, event)
         # Events spaced out in time mean someone is still writing: ask for a longer quiet window.
         pending.settled = False
         gap = event.seen - pending.last_event
         pending.quiet = min(_SETTLE_MAX, max(pending.quiet, gap * 1.5))
         pending.last_event = max(pending.last_event, event.seen)
+
+    def _note_open(self, pending: _Pending, event: _Event) -> None:
+        if self.observer_kind != "inotify" or event.is_directory:
+            return  # polling sees no opens and closes: size and mtime alone must tell
+        if event.kind == "created":
+            pending.open_for_write = True
+        elif event.kind == "closed":
+            pending.open_for_write = False
 
     def _relevant(self, event: _Event) -> bool:
         """Drop events of files no rule wants (editor swap files, hidden folders) before they can
@@ -376,7 +425,8 @@ class Daemon:
             if flush or pending.settled:
                 ready.append(path)
                 continue
-            if now - pending.last_event < pending.quiet:
+            quiet = _OPEN_WAIT if pending.open_for_write else pending.quiet
+            if now - pending.last_event < quiet:
                 settling += 1
                 continue
             stamp = _stamp(path)
