@@ -147,9 +147,27 @@ def _read_meta(directory: Path) -> dict[str, Any]:
 
 # --- the writer lock ---------------------------------------------------------------------------
 
+# Descriptors of writer locks this process holds. Process-wide by nature: fork() copies every
+# descriptor, and a flock is held as long as any copy is open, so a worker forked to parse files
+# would keep the index locked after its parent was killed. Forked children close their copies.
+_HELD_LOCK_FDS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_HELD_LOCK_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 class WriterLock:
     """An OS lock (flock) on index/daemon.lock: released by the kernel when the process dies, so
-    a kill -9 never leaves a stale lock behind."""
+    a kill -9 never leaves a stale lock behind (forked workers drop their copy, see above)."""
 
     def __init__(self, index_dir: Path):
         self.path = index_dir / LOCK
@@ -169,10 +187,12 @@ class WriterLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self._fd = fd
+        _HELD_LOCK_FDS.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD_LOCK_FDS.discard(self._fd)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

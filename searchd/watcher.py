@@ -53,6 +53,7 @@ _POLL_INTERVAL = 1.0
 # that stays open and quiet this long is indexed anyway (a file moved in from elsewhere looks like
 # a creation without a close).
 _OPEN_WAIT = 1.0
+_PROGRESS_EVERY = 0.5  # seconds between status updates during a bulk reconcile
 _MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms (event floods)
 
 
@@ -325,11 +326,16 @@ class Daemon:
     def _reconcile(self, startup: bool) -> None:
         assert self.writer is not None
 
+        last_report = 0.0
+
         def progress(done: int, total: int) -> None:
+            nonlocal last_report
             if self._stop.is_set() and startup:
                 raise _Stopping
             self._startup_remaining = total - done
-            if done == 0 or done % 500 == 0:
+            if time.monotonic() - last_report >= _PROGRESS_EVERY:  # `searchd status` shows progress
+                last_report = time.monotonic()
+                self._refresh_stats()
                 self._write_status()
 
         def on_skip(article_id: str, reason: str) -> None:

@@ -1,0 +1,213 @@
+"""`searchd watch` as a real process: SIGTERM, kill -9 at bad moments, a second daemon, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from searchd.index import read_status
+
+from .daemon_helpers import (
+    article,
+    assert_index_equals_folder,
+    atomic_save,
+    eventually,
+    index_view,
+    running,
+    write,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_watch(folder: Path, index_dir: Path, log: Path, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "searchd", "watch", "--folder", str(folder), "--index", str(index_dir), *args],
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=REPO,
+        env={**os.environ, **env},
+    )
+
+
+def wait_ready(proc: subprocess.Popen, index_dir: Path, timeout: float = 30) -> None:
+    """Until the process reports, in index/status.json, that its start-up reconcile is done."""
+    def ready() -> bool:
+        assert proc.poll() is None, f"searchd watch exited with {proc.returncode}"
+        status = read_status(index_dir)
+        return status.get("pid") == proc.pid and status.get("state") == "ok"
+
+    eventually(ready, timeout=timeout, interval=0.05)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:  # only the processes this test started, by their pid
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "articles"
+    path.mkdir()
+    return path
+
+
+def test_sigterm_commits_what_is_pending_and_exits_zero(folder, tmp_path, procs):
+    index_dir, log = tmp_path / "index", tmp_path / "watch.log"
+    write(folder / "a.txt", article("alpha"))
+    # A long debounce keeps the new file pending (seen, not committed) when SIGTERM arrives.
+    proc = start_watch(folder, index_dir, log, SEARCHD_DEBOUNCE="30")
+    procs.append(proc)
+    wait_ready(proc, index_dir)
+    write(folder / "late.txt", article("late"))
+    time.sleep(0.5)
+    assert "late.txt" not in index_view(index_dir)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, log.read_text()
+    assert time.monotonic() - started < 5
+    assert set(index_view(index_dir)) == {"a.txt", "late.txt"}
+    assert read_status(index_dir)["status"] == "stopped"
+    assert "late.txt" in log.read_text()  # one line per commit names what changed
+
+
+def test_a_second_daemon_fails_at_once_naming_the_first(folder, tmp_path, procs):
+    index_dir = tmp_path / "index"
+    first = start_watch(folder, index_dir, tmp_path / "first.log")
+    procs.append(first)
+    wait_ready(first, index_dir)
+    started = time.monotonic()
+    second = subprocess.run(
+        [sys.executable, "-m", "searchd", "watch", "--folder", str(folder), "--index", str(index_dir)],
+        capture_output=True, text=True, timeout=30, cwd=REPO,
+    )
+    assert second.returncode != 0
+    assert time.monotonic() - started < 5
+    assert f"pid {first.pid}" in second.stderr, second.stderr
+    assert first.poll() is None, "the first daemon must be unaffected"
+
+
+@pytest.mark.slow
+def test_kill_9_during_bulk_indexing_then_restart_matches_the_folder(folder, tmp_path, procs):
+    index_dir = tmp_path / "index"
+    for i in range(1500):
+        write(folder / f"d{i % 12}" / f"f{i}.txt", article(f"bulk{i}"))
+    proc = start_watch(folder, index_dir, tmp_path / "watch.log", SEARCHD_BATCH_SIZE="100")
+    procs.append(proc)
+
+    def mid_bulk() -> bool:  # some batches committed, more to come
+        status = read_status(index_dir)
+        return status.get("state") == "indexing" and status.get("documents", 0) >= 100 and status.get("pending", 0) > 0
+
+    eventually(mid_bulk, timeout=60, interval=0.01)
+    proc.kill()
+    proc.wait()
+    with running(folder, index_dir):
+        assert_index_equals_folder(folder, index_dir, timeout=0.1)
+
+
+class Mutator(threading.Thread):
+    """Keeps changing the folder (create, modify, atomic save, rename, delete) until stopped."""
+
+    def __init__(self, folder: Path, seed: int):
+        super().__init__()
+        self.folder = folder
+        self.random = random.Random(seed)
+        self.halt = threading.Event()
+        self.count = 0
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            files = sorted(self.folder.rglob("*.txt"))
+            choice = self.random.random()
+            token = f"live{self.count}"
+            if choice < 0.35 or not files:
+                write(self.folder / f"s{self.random.randrange(5)}" / f"{token}.txt", article(token))
+            elif choice < 0.55:
+                write(self.random.choice(files), article(token))
+            elif choice < 0.7:
+                atomic_save(self.random.choice(files), article(token))
+            elif choice < 0.85:
+                source = self.random.choice(files)
+                source.rename(source.with_name(f"r{token}.txt"))
+            else:
+                self.random.choice(files).unlink()
+            self.count += 1
+            time.sleep(self.random.choice([0, 0.001, 0.01, 0.03]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_kill_9_during_live_updates_then_restart_matches_the_folder(folder, tmp_path, procs, seed):
+    index_dir = tmp_path / "index"
+    for i in range(100):
+        write(folder / f"s{i % 5}" / f"base{i}.txt", article(f"base{i}"))
+    proc = start_watch(folder, index_dir, tmp_path / "watch.log")
+    procs.append(proc)
+    wait_ready(proc, index_dir)
+    mutator = Mutator(folder, seed)
+    mutator.start()
+    try:
+        time.sleep(random.Random(seed).uniform(0.5, 1.5))
+        commits_before_kill = read_status(index_dir).get("commits", 0)
+        proc.kill()  # while changes stream in and commits happen
+        proc.wait()
+        time.sleep(0.3)  # changes made while no daemon runs
+    finally:
+        mutator.halt.set()
+        mutator.join()
+    assert commits_before_kill > 0 and mutator.count > 20
+    with running(folder, index_dir):
+        assert_index_equals_folder(folder, index_dir, timeout=0.1)
+
+
+def test_status_command_and_log_levels(folder, tmp_path, procs):
+    index_dir = tmp_path / "index"
+    write(folder / "a.txt", article("alpha"))
+    write(folder / "empty.txt", "")
+    quiet_log, loud_log = tmp_path / "quiet.log", tmp_path / "loud.log"
+    proc = start_watch(folder, index_dir, quiet_log, "--log-level", "WARNING")
+    procs.append(proc)
+    wait_ready(proc, index_dir)
+    write(folder / "b.txt", article("beta"))
+    eventually(lambda: "b.txt" in index_view(index_dir))
+    result = subprocess.run([sys.executable, "-m", "searchd", "status", "--index", str(index_dir), "--json"],
+                            capture_output=True, text=True, timeout=30, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["daemon_running"] is True
+    assert status["documents"] == 2 and status["pending"] == 0 and status["segments"] >= 1
+    assert status["observer"] == "inotify" and status["last_commit"] and "lag_seconds" in status
+    assert status["skipped"] == {"empty.txt": "empty file"}
+    text = subprocess.run([sys.executable, "-m", "searchd", "status", "--index", str(index_dir)],
+                          capture_output=True, text=True, timeout=30, cwd=REPO).stdout
+    for label in ("documents:", "segments:", "pending:", "last commit:", "observer:", "skipped:"):
+        assert label in text
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    quiet = quiet_log.read_text()
+    assert "committed" not in quiet and "skipped empty.txt" in quiet  # warnings only
+
+    proc = start_watch(folder, index_dir, loud_log, "--log-level", "INFO")
+    procs.append(proc)
+    wait_ready(proc, index_dir)
+    write(folder / "c.txt", article("gamma"))
+    eventually(lambda: "c.txt" in index_view(index_dir))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    lines = loud_log.read_text().splitlines()
+    assert sum("committed" in line and "c.txt" in line for line in lines) == 1
+    assert all(" INFO " in line or " WARNING " in line for line in lines if line.startswith("20"))
