@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
-from waitress import create_server
 
 from searchd.config import Config
 from searchd.folder import FileRules
 from searchd.index import IndexWriter
 from searchd.sync import reconcile
-from searchd.web import create_app
+from searchd.web import create_app, serving
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,26 +39,18 @@ def main() -> None:
         index_dir = Path(tmp) / "index"
         reconcile(IndexWriter(index_dir), REPO / "seeds", FileRules(), 10 * 1024 * 1024)
         app = create_app(Config(folder=REPO / "seeds", index_dir=index_dir))
-        server = create_server(app, host="127.0.0.1", port=0, threads=2)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            base = f"http://127.0.0.1:{server.effective_port}"
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": options.width, "height": options.height},
-                                        color_scheme="dark" if options.dark else "light")
-                page.goto(f"{base}/")
-                page.fill("#q", options.query)
-                page.press("#q", "Enter")
-                page.wait_for_selector(".hit mark")
-                page.locator("a.hit-link").first.focus()  # show the keyboard selection
-                options.out.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(options.out))
-                browser.close()
-        finally:
-            server.close()
-            thread.join(timeout=5)
+        with serving(app, threads=2) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": options.width, "height": options.height},
+                                    color_scheme="dark" if options.dark else "light")
+            page.goto(f"{base}/")
+            page.fill("#q", options.query)
+            page.press("#q", "Enter")
+            page.wait_for_selector(".hit mark")
+            page.locator("a.hit-link").first.focus()  # show the keyboard selection
+            options.out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(options.out))
+            browser.close()
     print(f"wrote {options.out}")
 
 

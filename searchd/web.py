@@ -21,14 +21,16 @@ import secrets
 import threading
 import unicodedata
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import orjson
 from flask import Flask, Response, abort, render_template, request, send_from_directory, url_for
+from waitress import create_server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .config import Config
@@ -78,9 +80,11 @@ def json_response(data: Any, status: int = 200) -> Response:
 # --- request arguments --------------------------------------------------------------------------
 
 def _int_arg(args: Mapping[str, str], name: str, default: int) -> int:
-    raw = args.get(name, "").strip()
-    if raw == "":
+    # Only a missing argument takes the default: `size=` is as wrong as `size=x` (and the OpenAPI
+    # description says so), so a client's bug is reported instead of guessed around.
+    if name not in args:
         return default
+    raw = args[name].strip()
     if not re.fullmatch(r"[+-]?\d{1,9}", raw):
         raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}")
     return int(raw)
@@ -92,9 +96,9 @@ _DATE_FORMATS = (("%Y-%m-%d", "day"), ("%Y-%m", "month"), ("%Y", "year"))
 def _date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime | None:
     """`from`/`to` as a day, a month or a year; `to` means the end of that period, so that
     from=2025&to=2025 is the whole of 2025."""
-    raw = args.get(name, "").strip()
-    if not raw:
+    if name not in args:
         return None
+    raw = args[name].strip()
     for fmt, unit in _DATE_FORMATS:
         try:
             start = datetime.strptime(raw, fmt)
@@ -119,7 +123,7 @@ def search_request_from(args: Mapping[str, str]) -> SearchRequest:
         q=args.get("q", ""),
         page=_int_arg(args, "page", 1),
         size=_int_arg(args, "size", 10),
-        sort=args.get("sort", "") or "relevance",
+        sort=args.get("sort", "relevance"),
         category=args.get("category", ""),
         date_from=date_from,
         date_to=date_to,
@@ -547,6 +551,28 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
         return response
 
     return app
+
+
+@contextmanager
+def serving(app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> Iterator[str]:
+    """Serve `app` with waitress on a background thread; yields the base URL. For tests, the
+    screenshot script and benchmarks: `searchd serve` runs waitress in the foreground instead."""
+    server = create_server(app, host=host, port=port, threads=threads, ident="searchd")
+    thread = threading.Thread(target=server.run, name="searchd-http", daemon=True)
+    thread.start()
+
+    def close_everything() -> None:
+        # Runs on the server's own loop thread (closing sockets from another thread races its
+        # select()); with every channel closed, the loop ends by itself.
+        for channel in list(server._map.values()):
+            channel.close()
+
+    try:
+        yield f"http://{host}:{server.effective_port}"
+    finally:
+        server.trigger.pull_trigger(close_everything)
+        thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 def _is_api(path: str) -> bool:

@@ -5,15 +5,13 @@ navigation, JavaScript off, the dark scheme, a phone-sized screen, and axe-core 
 from __future__ import annotations
 
 import re
-import shutil
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from searchd.config import Config
-from searchd.web import create_app
+from searchd.web import create_app, serving
 
 from .conftest import REPO, build_index, write_files
 from .test_web import web_articles
@@ -33,18 +31,11 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from waitress import create_server
-
     root = tmp_path_factory.mktemp("browser")
     folder = write_files(root / "articles", web_articles())
     build_index(folder, root / "index")
-    app = create_app(Config(folder=folder, index_dir=root / "index"))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with serving(create_app(Config(folder=folder, index_dir=root / "index"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +128,7 @@ def test_open_an_article_with_marked_words_and_similar_articles(page) -> None:
 
 def test_keyboard_navigation_through_results(page) -> None:
     page.goto("/search?q=solar")
-    page.locator("h1, .meta").first.click()  # leave the search box
+    page.locator("#result-meta").click()  # leave the search box
     page.keyboard.press("j")
     links = page.locator("a.hit-link")
     assert page.evaluate("document.activeElement.className") == "hit-link"
@@ -154,7 +145,7 @@ def test_keyboard_navigation_through_results(page) -> None:
     page.keyboard.press("End")  # in the search box, j is just a letter
     page.keyboard.type("j")
     assert page.input_value("#q") == "solarj"
-    page.locator("h1, .meta").first.click()
+    page.locator("#result-meta").click()
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/doc/"))
@@ -223,6 +214,11 @@ def test_axe_finds_no_serious_or_critical_violations(browser, base_url: str, sch
                     "/search?q=zzqqxxyy", "/doc/energy/solar-00.md?q=solar", "/help"):
             page.goto(url)
             report[url] = axe_violations(page)
+        page.goto("/")  # results rendered by the script, not the server
+        page.keyboard.type("solar", delay=20)
+        page.wait_for_url("**/search?q=solar")
+        page.wait_for_selector(".hit mark")
+        report["instant results"] = axe_violations(page)
         serious = {url: [v for v in found if v["impact"] in ("serious", "critical")] for url, found in report.items()}
         assert all(not found for found in serious.values()), serious
     finally:

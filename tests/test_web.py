@@ -8,7 +8,6 @@ import base64
 import gzip
 import json
 import re
-import threading
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -17,10 +16,9 @@ from typing import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from waitress import create_server
 
 from searchd.config import Config
-from searchd.web import create_app
+from searchd.web import create_app, serving
 
 from .conftest import build_index, write_files
 
@@ -373,12 +371,8 @@ def test_cors_origins_come_from_the_environment() -> None:
 
 @pytest.fixture(scope="module")
 def live_url(app: Flask) -> Iterator[str]:
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 def test_waitress_serves_pages_api_and_conditional_requests(live_url: str) -> None:

@@ -126,6 +126,7 @@
   function renderResults(view, state) {
     const f = view.filters;
     const frag = document.createDocumentFragment();
+    frag.append(el("h1", { class: "visually-hidden", text: "Search results for " + view.query }));
     const meta = el("p", { class: "meta", role: "status", id: "result-meta" },
       el("span", { class: "total", text: number(view.total) + " result" + (view.total === 1 ? "" : "s") }),
       " for ", el("strong", { class: "echo", text: view.query }), " ",

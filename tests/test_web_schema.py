@@ -1,0 +1,63 @@
+"""schemathesis against /api/openapi.json: generated requests to every API operation, on a real
+index, must never get a 5xx and every response must match the schema it documents."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from searchd.config import Config
+from searchd.web import create_app, serving
+
+from .conftest import build_index, write_files
+from .test_web import web_articles
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = 40
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance, response_headers_conformance]
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The description as a client fetches it from a live waitress server (real HTTP, gzip and
+    all), on an index of real files."""
+    root = tmp_path_factory.mktemp("schema")
+    folder = write_files(root / "articles", web_articles())
+    build_index(folder, root / "index")
+    with serving(create_app(Config(folder=folder, index_dir=root / "index"))) as url:
+        yield schemathesis.openapi.from_url(f"{url}/api/openapi.json")
+
+
+WITH_PARAMETERS = ["/api/search", "/api/suggest", "/api/doc/{id}", "/api/similar/{id}"]
+CASES = [(path, GenerationMode.POSITIVE) for path in [*WITH_PARAMETERS, "/healthz", "/api/openapi.json"]] + [
+    (path, GenerationMode.NEGATIVE) for path in WITH_PARAMETERS  # nothing to get wrong without parameters
+]
+
+
+@pytest.mark.parametrize("path, mode", CASES, ids=[f"{m.value}-{p}" for p, m in CASES])
+def test_api_matches_its_openapi_description(api_schema, path: str, mode: GenerationMode) -> None:
+    """Valid requests (positive) and schema-violating ones (negative): either way no 5xx, and the
+    answer (data or a 4xx error) is what the description says."""
+    operation = api_schema[path]["GET"]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def check(case) -> None:
+        # Invalid input must also be refused with a 4xx, never silently accepted.
+        case.call_and_validate(checks=CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else []))
+
+    check()
