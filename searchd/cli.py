@@ -61,6 +61,9 @@ def web_options(f: Callable) -> Callable:
     f = click.option("--port", type=int, help="Port [env SEARCHD_PORT; default 8080]")(f)
     f = click.option("--threads", type=int, help="Worker threads of the WSGI server [default 8]")(f)
     f = click.option("--token", help="Require this token on every request but /healthz [env SEARCHD_TOKEN]")(f)
+    f = click.option("--cors", "cors_origins", metavar="ORIGINS",
+                     help="Let these origins (comma-separated, or *) call the JSON API from a browser "
+                          "[env SEARCHD_CORS_ORIGINS; default: none]")(f)
     return f
 
 

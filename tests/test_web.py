@@ -387,3 +387,34 @@ def test_waitress_serves_pages_api_and_conditional_requests(live_url: str) -> No
     with urllib.request.urlopen(urllib.request.Request(f"{live_url}/search?q=solar", headers={"Accept-Encoding": "gzip"})) as response:
         assert response.headers["Content-Encoding"] == "gzip"
         assert "<mark>" in gzip.decompress(response.read()).decode()
+
+
+def test_searchd_web_command_serves_with_cors_and_token(web_index: tuple[Path, Path]) -> None:
+    """The real `searchd web` process: --cors and --token reach the app."""
+    import subprocess
+    import sys
+
+    _, index_dir = web_index
+    process = subprocess.Popen(
+        [sys.executable, "-m", "searchd", "web", "--index", str(index_dir), "--port", "0",
+         "--cors", "https://reader.example", "--token", "tok-123", "--threads", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = ""
+        while "serving http://" not in line:
+            line = process.stderr.readline()
+            assert line or process.poll() is None, "searchd web exited early"
+        url = re.search(r"serving (http://\S+?)/? ", line).group(1)
+        request = urllib.request.Request(f"{url}/api/search?q=solar&size=1", headers={
+            "Origin": "https://reader.example", "Authorization": "Bearer tok-123"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "https://reader.example"
+            assert json.loads(response.read())["total"] == 26
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{url}/api/search?q=solar", timeout=10)
+        assert denied.value.code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stderr.close()
