@@ -1,0 +1,168 @@
+"""searchd end to end over HTTP: start `searchd serve` on an indexed folder, drive /api/search
+with N concurrent keep-alive clients (threads), report requests/s, latency percentiles, errors
+and the server's peak RSS."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from stats import percentiles
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def random_queries(root: Path, count: int, seed: int = 7) -> list[str]:
+    """Distinct one- and two-word queries drawn from the corpus's titles (deterministic), so
+    that no request is answered from searchd's per-generation result cache."""
+    words: list[str] = []
+    for path in sorted(root.rglob("*.txt"))[:4000]:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            words += [w.lower() for w in re.findall(r"[A-Za-z]{4,}", handle.readline())]
+    vocabulary = sorted(set(words))
+    rng = random.Random(seed)
+    seen: dict[str, None] = {}
+    for _ in range(count * 20):  # small corpora have fewer distinct queries than asked for
+        if len(seen) >= count or not vocabulary:
+            break
+        query = rng.choice(vocabulary) if rng.random() < 0.5 else f"{rng.choice(vocabulary)} {rng.choice(vocabulary)}"
+        seen.setdefault(query, None)
+    return list(seen)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+
+    def get(self, path: str, timeout: float = 30) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                fields[name] = round(int(value.split()[0]) / 1024, 1)
+        return {"peak_rss_mb": fields.get("VmHWM", 0.0), "rss_mb": fields.get("VmRSS", 0.0)}
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int, threads: int = 8) -> Server:
+    port = free_port()
+    searchd = Path(sys.executable).parent / "searchd"
+    command = [str(searchd), "serve", str(folder), "--index", str(index_dir), "--port", str(port),
+               "--threads", str(threads), "--log-level", "WARNING"]
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = Server(process, port)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"searchd serve exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+        try:
+            status, body = server.get("/healthz", timeout=5)
+            health = json.loads(body)
+            if status == 200 and health.get("documents") == documents and not health.get("pending"):
+                return server
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError("searchd serve did not catch up with the folder within 10 minutes")
+
+
+def search_path(query: str, extra: dict[str, str] | None = None) -> str:
+    return "/api/search?" + urllib.parse.urlencode({"q": query, "size": 10, **(extra or {})})
+
+
+def load(port: int, paths: list[str], clients: int, seconds: float) -> dict:
+    """Closed loop: each client sends its next request as soon as the last one is answered."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+    cursor = iter(range(10**9))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine, failed = [], []
+        while time.perf_counter() < stop_at:
+            with lock:
+                path = paths[next(cursor) % len(paths)]
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    failed.append(f"HTTP {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                failed.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
+            mine.append(time.perf_counter() - started)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(failed)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
+            "requests_per_s": round(len(latencies) / elapsed, 1), "errors": len(errors),
+            "error_kinds": sorted(set(errors))[:5], **percentiles(latencies)}
+
+
+def run_http(repo: Path, folder: Path, index_dir: Path, documents: int, queries: list[str],
+             seconds: float, client_counts: tuple[int, ...] = (1, 8, 32)) -> dict:
+    server = start_serve(repo, folder, index_dir, documents)
+    try:
+        paths = [search_path(q) for q in queries]
+        # Warm-up: imports, searchers, stem caches; not the queries measured below.
+        for path in paths[-20:]:
+            server.get(path)
+        results = {}
+        offset = 0
+        for clients in client_counts:
+            share = paths[offset:] + paths[:offset]
+            results[str(clients)] = load(server.port, share, clients, seconds)
+            offset = (offset + results[str(clients)]["requests"]) % len(paths)
+        results.update(server.peak_rss_mb())
+        results["distinct_queries"] = len(paths)
+        return results
+    finally:
+        server.stop()
