@@ -115,15 +115,28 @@ def _date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime
     raise BadRequest(f"{name} must be a date like 2025-01-31, 2025-01 or 2025, got {raw[:40]!r}")
 
 
+# `sort:date` / `sort:newest` / `sort:relevance` typed in the box: an explicit sort= argument wins.
+_SORT_IN_QUERY = re.compile(r"(?:^|\s)sort:(date|newest|relevance)(?=\s|$)", re.IGNORECASE)
+
+
+def _sort_from_query(q: str) -> tuple[str, str | None]:
+    match = _SORT_IN_QUERY.search(q)
+    if match is None:
+        return q, None
+    rest = (q[:match.start()] + " " + q[match.end():]).strip()
+    return rest, "relevance" if match.group(1).lower() == "relevance" else "date"
+
+
 def search_request_from(args: Mapping[str, str]) -> SearchRequest:
     date_from, date_to = _date_arg(args, "from"), _date_arg(args, "to", end=True)
     if date_from and date_to and date_from > date_to:
         raise BadRequest("from must not be after to")
+    q, typed_sort = _sort_from_query(args.get("q", ""))
     search = SearchRequest(
-        q=args.get("q", ""),
+        q=q,
         page=_int_arg(args, "page", 1),
         size=_int_arg(args, "size", 10),
-        sort=args.get("sort", "relevance"),
+        sort=args.get("sort", typed_sort or "relevance"),
         category=args.get("category", ""),
         date_from=date_from,
         date_to=date_to,
@@ -132,10 +145,10 @@ def search_request_from(args: Mapping[str, str]) -> SearchRequest:
     return search
 
 
-def _echo(args: Mapping[str, str]) -> dict[str, str]:
-    """The filters as the caller gave them: the page keeps them in its links, a client can check
-    what was applied."""
-    return {"sort": args.get("sort", "") or "relevance", "category": args.get("category", ""),
+def _echo(search: SearchRequest, args: Mapping[str, str]) -> dict[str, str]:
+    """The sort and filters in force: the page keeps them in its links, a client can check what
+    was applied."""
+    return {"sort": search.sort, "category": search.category,
             "from": args.get("from", ""), "to": args.get("to", "")}
 
 
@@ -317,7 +330,7 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
             result = searcher.search(search)
             view = asdict(result)
             view["pages"] = min(result.pages, MAX_PAGE)
-            view["filters"] = _echo(args)
+            view["filters"] = _echo(search, args)
             return view
 
         key = ("search", tuple((name, args.get(name, "")) for name in SEARCH_ARGS))

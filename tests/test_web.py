@@ -119,6 +119,17 @@ def test_sort_by_date_is_newest_first_and_pager_keeps_it(client: FlaskClient) ->
     assert [h["date"] for h in second["hits"]] == dates[10:20]
 
 
+def test_sort_can_be_typed_in_the_query(client: FlaskClient) -> None:
+    typed = client.get("/api/search?q=solar+sort:date&size=100").get_json()
+    assert typed["query"] == "solar" and typed["filters"]["sort"] == "date" and typed["total"] == 26
+    dates = [hit["date"] for hit in typed["hits"]]
+    assert dates == sorted(dates, reverse=True)
+    page = html_of(client, "/search?q=sort:newest+solar")
+    assert 'aria-current="true">Newest</a>' in page and 'href="/search?q=solar&amp;sort=date&amp;page=2"' in page
+    explicit = client.get("/api/search?q=solar+sort:date&sort=relevance").get_json()
+    assert explicit["filters"]["sort"] == "relevance"
+
+
 def test_did_you_mean_and_empty_state(client: FlaskClient) -> None:
     page = html_of(client, "/search?q=photovoltaik")
     assert "Did you mean" in page and "photovoltaic" in page

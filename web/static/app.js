@@ -123,8 +123,11 @@
     return aside;
   }
 
-  function renderResults(view, state) {
+  function renderResults(view) {
     const f = view.filters;
+    // Links carry the query as the server read it (e.g. without a typed `sort:date`) and the
+    // sort and filters it applied, exactly as the server-rendered page's links do.
+    const state = Object.assign({ q: view.query }, f);
     const frag = document.createDocumentFragment();
     frag.append(el("h1", { class: "visually-hidden", text: "Search results for " + view.query }));
     const meta = el("p", { class: "meta", role: "status", id: "result-meta" },
@@ -188,7 +191,7 @@
       });
       const data = await response.json();
       if (controller.signal.aborted) return;
-      results.replaceChildren(response.ok ? renderResults(data, state) : renderError(data.error.message));
+      results.replaceChildren(response.ok ? renderResults(data) : renderError(data.error.message));
       history.replaceState(null, "", "/search?" + params.toString());
       document.title = state.q + " – searchd";
       results.dataset.updated = String(Date.now());
