@@ -73,7 +73,8 @@ def test_typing_shows_highlighted_results_without_reloading_and_keeps_the_url_in
     page.wait_for_url(re.compile(r"/search\?q=solar\+pane$"))
     page.wait_for_selector(".hit mark")
     assert page.evaluate("window.__samePage") is True  # updated in place, not a page load
-    assert page.locator("#result-meta .total").inner_text() == "8 results"
+    expected = page.request.get("/api/search?q=solar+pane").json()["total"]
+    assert expected > 0 and page.locator("#result-meta .total").inner_text() == f"{expected} results"
     marks = {m.lower() for m in page.locator(".hit .snippet mark").all_inner_texts()}
     assert "solar" in marks and any(m.startswith("panel") for m in marks)
     assert page.title() == "solar pane – searchd"
@@ -132,23 +133,26 @@ def test_keyboard_navigation_through_results(page) -> None:
     page.keyboard.press("j")
     links = page.locator("a.hit-link")
     assert page.evaluate("document.activeElement.className") == "hit-link"
-    first = links.nth(0).get_attribute("href")
-    assert page.evaluate("document.activeElement.getAttribute('href')") == first
+    assert page.evaluate("document.activeElement.getAttribute('href')") == links.nth(0).get_attribute("href")
     page.keyboard.press("j")
     page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.getAttribute('href')") == links.nth(2).get_attribute("href")
     page.keyboard.press("k")
     second = links.nth(1).get_attribute("href")
     assert page.evaluate("document.activeElement.getAttribute('href')") == second
-    page.keyboard.press("/")
+    page.keyboard.press("Escape")
     assert page.evaluate("document.activeElement.id") == "q"
-    page.keyboard.press("End")  # in the search box, j is just a letter
-    page.keyboard.type("j")
-    assert page.input_value("#q") == "solarj"
     page.locator("#result-meta").click()
     page.keyboard.press("j")
+    page.keyboard.press("j")
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/doc/"))
+    page.wait_for_url(f"**{second}")
+    # On the article page "/" jumps to the search box, where j is just a letter again.
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.press("End")
+    page.keyboard.type("j")
+    assert page.input_value("#q") == "solarj"
 
 
 def test_the_page_works_with_javascript_off(browser, base_url: str) -> None:
