@@ -5,11 +5,14 @@
 
 1. Extracts ../shared/corpora/reuters21578.tar.gz (21,577 articles) into a temporary folder.
 2. Baseline: naive Whoosh (one writer, StemmingAnalyzer, path + content fields, one commit).
-3. searchd: a Daemon started on an empty index; its start-up reconcile indexes the folder
-   (articles/s, MB/s, peak RSS of the process and its parser workers).
+3. searchd: `searchd watch` started on an empty index, as deployed (deploy/searchd-watch.service);
+   its start-up reconcile indexes the folder (articles/s, MB/s, peak RSS of the process and its
+   parser workers), timed until it reports "ok" in index/status.json.
 4. With that daemon running: creates, modifies, then deletes files one at a time (a third each)
-   and measures from the write until the change is visible, through an in-process Searcher and
-   through GET /api/search of the web app served by waitress in this process. p50/p95/max.
+   and measures from the write until the change is visible, through a Searcher in this process
+   (a reader of the index, like `searchd web`) and through GET /api/search of a `searchd web`
+   process. p50/p95/max. The daemon, the web server and this prober are separate processes, so
+   the prober's polling does not compete with the daemon for one interpreter lock.
 
 Exits with status 2, naming the archive, when ../shared/corpora is absent.
 """
@@ -23,7 +26,9 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -38,9 +43,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 
-from searchd.config import Config  # noqa: E402
+from searchd.index import read_status  # noqa: E402
 from searchd.search import SearchRequest, Searcher  # noqa: E402
-from searchd.watcher import Daemon  # noqa: E402
+
+SEARCHD = [sys.executable, "-m", "searchd"]
 
 
 @dataclass(frozen=True)
@@ -75,18 +81,19 @@ def extract(archive: Path, work: Path, limit: int | None) -> Path:
 
 
 class PeakRss:
-    """Samples the RSS of this process plus its children (the parser workers) every 50 ms."""
+    """Samples the RSS of a process plus its children (the parser workers) every 50 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid or os.getpid()
         self.peak = 0
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        me = psutil.Process()
+        process = psutil.Process(self.pid)
         while not self._halt.is_set():
             try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+                total = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
             except psutil.Error:
                 total = 0
             self.peak = max(self.peak, total)
@@ -126,15 +133,28 @@ def naive_whoosh(folder: Path, work: Path) -> Bulk:
     return Bulk(seconds, count, megabytes, rss.peak / 1e6)
 
 
-def start_daemon(folder: Path, index_dir: Path) -> tuple[Daemon, Bulk]:
+def start_daemon(folder: Path, index_dir: Path, log: Path) -> tuple[subprocess.Popen, Bulk]:
+    """`searchd watch` on an empty index, timed until its start-up reconcile is done."""
     count, megabytes = folder_size(folder)
-    with PeakRss() as rss:
-        started = time.perf_counter()
-        daemon = Daemon(Config(folder=folder, index_dir=index_dir)).start()
-        if not daemon.wait_until_caught_up(3600):
-            raise SystemExit("the start-up reconcile did not finish")
+    started = time.perf_counter()
+    proc = subprocess.Popen([*SEARCHD, "watch", "--folder", str(folder), "--index", str(index_dir)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=REPO)
+    with PeakRss(proc.pid) as rss:
+        while read_status(index_dir).get("state") != "ok" or read_status(index_dir).get("pid") != proc.pid:
+            if proc.poll() is not None:
+                raise SystemExit(f"searchd watch exited with {proc.returncode}; see {log}")
+            time.sleep(0.05)
         seconds = time.perf_counter() - started
-    return daemon, Bulk(seconds, count, megabytes, rss.peak / 1e6)
+    return proc, Bulk(seconds, count, megabytes, rss.peak / 1e6)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def free_port() -> int:
@@ -143,23 +163,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WebApp:
-    """The real web app (searchd.web) served by waitress on a thread of this process."""
+class WebProcess:
+    """`searchd web` (reads the index the daemon writes), asked over one keep-alive connection."""
 
-    def __init__(self, config: Config, daemon: Daemon):
-        from waitress import create_server
-
-        from searchd.web import create_app
-
+    def __init__(self, index_dir: Path, log: Path):
         self.port = free_port()
-        app = create_app(Config(folder=config.folder, index_dir=config.index_dir, port=self.port), status=daemon.status)
-        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=4)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        self.proc = subprocess.Popen([*SEARCHD, "web", "--index", str(index_dir), "--port", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=REPO)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                self.conn.request("GET", "/healthz")
+                self.conn.getresponse().read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit(f"searchd web did not start; see {log}")
+                time.sleep(0.1)
 
     def hits(self, token: str) -> set[str]:
-        # `size` and a cache-busting parameter are not needed: the app caches per index generation.
         self.conn.request("GET", "/api/search?" + urllib.parse.urlencode({"q": token, "size": 10}))
         response = self.conn.getresponse()
         body = response.read()
@@ -169,7 +192,7 @@ class WebApp:
 
     def close(self) -> None:
         self.conn.close()
-        self.server.close()
+        stop(self.proc)
 
 
 def article(token: str) -> str:
@@ -242,29 +265,32 @@ def main() -> None:
         print(f"machine: {machine()}", flush=True)
         baseline = naive_whoosh(folder, work)
         print(f"naive Whoosh: {baseline.articles} articles in {baseline.seconds:.1f}s", flush=True)
-        daemon, bulk = start_daemon(folder, work / "index")
+        index_dir = work / "index"
+        daemon, bulk = start_daemon(folder, index_dir, work / "watch.log")
         print(f"searchd start-up reconcile: {bulk.articles} articles in {bulk.seconds:.1f}s", flush=True)
         results: dict = {"machine": machine(), "articles": bulk.articles, "megabytes": round(bulk.megabytes, 1),
                          "bulk": {"searchd": bulk.__dict__, "naive_whoosh": baseline.__dict__,
                                   "speedup": round(baseline.seconds / bulk.seconds, 2)}}
+        web = None
         try:
-            searcher = Searcher(work / "index")
+            searcher = Searcher(index_dir)
             probes: dict[str, Callable[[str], set[str]]] = {
                 "searcher": lambda token: {hit.id for hit in searcher.search(SearchRequest(q=token)).hits}}
-            web = None
             if not args.no_http:
-                web = WebApp(daemon.config, daemon)
+                web = WebProcess(index_dir, work / "web.log")
                 probes["http"] = web.hits
             for name, probe in probes.items():
                 latencies = measure(folder, args.ops, probe, tag=name[0])
                 results[f"freshness_{name}"] = summary(latencies)
                 print(f"freshness via {name}: {json.dumps(results[f'freshness_{name}']['all'])}", flush=True)
-            status = daemon.status()
-            results["daemon"] = {key: status[key] for key in ("documents", "segments", "commits", "observer")}
+            time.sleep(0.5)
+            status = read_status(index_dir)
+            results["daemon"] = {key: status.get(key) for key in ("documents", "segments", "commits", "observer")}
+        finally:
             if web is not None:
                 web.close()
-        finally:
-            daemon.stop()
+            results["daemon_exit_code"] = stop(daemon)
+            results["load_average"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -279,7 +305,8 @@ def main() -> None:
     for probe in ("searcher", "http"):
         for op, row in results.get(f"freshness_{probe}", {}).items():
             print(f"| {probe} | {op} | {row['n']} | {row['p50']} | {row['p95']} | {row['max']} |")
-    print(f"\ndaemon after the run: {results['daemon']}")
+    print(f"\ndaemon after the run: {results['daemon']}, exit code {results['daemon_exit_code']}, "
+          f"load average at the end {results['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

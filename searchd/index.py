@@ -287,13 +287,43 @@ class IndexReader:
 
 
 class _RefreshSafeIndex(whoosh_index.FileIndex):
-    """A FileIndex whose `reader(reuse=...)`, which `Searcher.refresh()` calls, opens the current
-    segments afresh. whoosh-reloaded 2.7.5 reuses the old segment readers keyed by segment id
-    alone (so deletions made since are not seen: a deleted article keeps turning up) and puts back
-    segments a merge removed. Opening a searcher costs a few milliseconds; a wrong answer is worse."""
+    """A FileIndex whose `reader(reuse=...)`, which `Searcher.refresh()` calls, is correct.
+
+    whoosh-reloaded 2.7.5 reuses the old segment readers keyed by segment id alone, so deletions
+    made since are not seen (a deleted article keeps turning up), and it puts back segments a merge
+    removed. Here a segment reader is reused only when its segment has the same id and the same
+    number of deletions (deletions only accumulate), so the big segment of a bulk index stays open
+    across refreshes while anything that changed is opened afresh."""
 
     def reader(self, reuse: Any = None) -> Any:
-        return super().reader()
+        if reuse is None:
+            return super().reader()
+        from whoosh.reading import EmptyReader, MultiReader, SegmentReader
+
+        for attempt in range(10):  # a commit may delete the TOC we are about to read: read again
+            try:
+                toc = self._read_toc()
+                break
+            except OSError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.005)
+        reusable = {}
+        for leaf, _ in reuse.leaf_readers():
+            segment = leaf.segment()
+            if segment is not None:
+                reusable[(segment.segment_id(), segment.deleted_count())] = leaf
+        readers = []
+        for segment in toc.segments:
+            leaf = reusable.pop((segment.segment_id(), segment.deleted_count()), None)
+            readers.append(leaf or SegmentReader(self.storage, toc.schema, segment, generation=toc.generation))
+        for leaf in reusable.values():
+            leaf.close()
+        if not readers:
+            return EmptyReader(toc.schema)
+        if len(readers) == 1:
+            return readers[0]
+        return MultiReader(readers, generation=toc.generation)
 
 
 def index_stats(ix: whoosh_index.Index) -> IndexStats:

@@ -44,7 +44,7 @@ log = logging.getLogger("searchd.daemon")
 _SETTLE_MAX = 2.0  # longest quiet window asked of a file that keeps changing
 _MAX_BATCH_DELAY = 0.5  # a settled change waits at most this long for others to join its commit
 _IDLE_MERGE_AFTER = 1.0  # seconds without work before segments are merged
-_HARD_SEGMENT_FACTOR = 3  # past max_segments * this, merge even while busy (constant churn)
+_HARD_SEGMENT_FACTOR = 2  # past max_segments * this, merge even while busy (constant churn)
 _HEALTH_EVERY = 2.0  # seconds between checks that the observer threads are alive
 _RETRY_FIRST, _RETRY_MAX = 0.5, 30.0  # back-off after a failed commit (disk full, read-only)
 _STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
@@ -251,6 +251,9 @@ class Daemon:
         self._reconcile(startup=True)
         if self.writer.rebuilding:
             self.writer.finish_rebuild()
+        # A bulk index leaves one segment per batch: compact them now, once, rather than in the
+        # middle of live updates (a merge cannot be interrupted, and every update would wait).
+        self._merge()
         self.state = "ok"
         self._caught_up.set()
         self._write_status()

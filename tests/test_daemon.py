@@ -298,16 +298,24 @@ def test_a_burst_of_new_files_costs_few_commits(folder, index_dir):
 def test_commits_never_merge_and_idle_merging_bounds_segments(folder, index_dir):
     for i in range(50):
         write(folder / f"base{i}.txt", article(f"base{i}"))
-    with running(folder, index_dir, max_segments=4) as daemon:
+    with running(folder, index_dir, max_segments=5) as daemon:
+        searcher = Searcher(index_dir)  # lives across commits and merges: must never see ghosts
+        assert searcher.document_count() == 50
         counts = [segments(index_dir)]
-        for i in range(9):  # nine separate commits, close together so the writer never idles
+        for i in range(14):  # separate commits, close together so that the writer never idles
             write(folder / f"e{i}.txt", article(f"edit{i}"))
             eventually(lambda i=i: f"e{i}.txt" in index_view(index_dir))
             counts.append(segments(index_dir))
-        assert counts == list(range(counts[0], counts[0] + 10)), "a commit merged segments"
-        eventually(lambda: segments(index_dir) <= 4, timeout=5)  # merged once idle
+        # Each commit adds a segment and merges nothing, until constant churn passes the hard
+        # limit (twice max_segments): only then is a merge done between commits.
+        assert counts[:10] == list(range(counts[0], counts[0] + 10)), counts
+        assert max(counts) <= 11 and counts[-1] < 11, counts
+        eventually(lambda: segments(index_dir) <= 5, timeout=5)  # merged once idle
         assert_index_equals_folder(folder, index_dir)
-        assert daemon.status()["segments"] <= 4
+        assert daemon.status()["segments"] <= 5
+        (folder / "base0.txt").unlink()
+        eventually(lambda: hits(searcher, "base0") == set())
+        assert searcher.document_count() == 63 and hits(searcher, "edit3") == {"e3.txt"}
 
 
 def test_status_reports_what_the_daemon_is_doing(folder, index_dir):
