@@ -102,8 +102,10 @@
   }
 
   function renderFacets(view, state) {
-    const aside = el("aside", { class: "facets", "aria-label": "Filters" });
     const f = view.filters;
+    const hasFacets = Object.keys(view.facets.category || {}).length || Object.keys(view.facets.year || {}).length;
+    if (!hasFacets && !f.category && !f.from && !f.to) return null;
+    const aside = el("aside", { class: "facets", "aria-label": "Filters" });
     if (f.category || f.from || f.to) {
       aside.append(el("p", { class: "active-filters" },
         el("a", { href: searchUrl(state, { category: "", from: "", to: "", page: 1 }), text: "Clear filters" })));
