@@ -159,6 +159,8 @@ _NOT_TEXT = re.compile(
     r'(?:(?:^|\s)(?:-|NOT\s+)(?:\w+:)?(?:"[^"]*"|\S+))'
     r'|(?:\b(?:category|cat|tags?|date|after|before|sort|year|id|format|path):(?:"[^"]*"|\[[^\]]*\]|\{[^}]*\}|\S+))'
 )
+# What is left to drop before reading words: field names (title:), slops and fuzziness (~2).
+_SYNTAX = re.compile(r"\b\w+:|~\d*")
 _QUERY_WORD = re.compile(r"\w+(?:[.'’]\w+)*\*?")
 _OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE", "TO"}
 
@@ -176,7 +178,7 @@ class Marker:
         analyzer = _analyzer()
         stems: set[str] = set()
         prefixes: list[str] = []
-        for word in _QUERY_WORD.findall(_NOT_TEXT.sub(" ", q[:MAX_QUERY_CHARS])):
+        for word in _QUERY_WORD.findall(_SYNTAX.sub(" ", _NOT_TEXT.sub(" ", q[:MAX_QUERY_CHARS]))):
             if word.rstrip("*") in _OPERATORS:
                 continue
             if word.endswith("*"):
@@ -337,20 +339,23 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
         return cache.get_or_build(searcher.generation(), key, build)
 
     def document_view(doc_id: str, q: str) -> dict[str, Any]:
-        document = searcher.document(doc_id)
-        if document is None:
-            abort(404, description=f"no article with id {doc_id!r}")
-        view = asdict(document)
-        marker = Marker.for_query(q)
-        view["query"] = q
-        view["marked"] = {
-            "title": marker.mark(document.title),
-            "subtitle": marker.mark(document.subtitle),
-            "summary": marker.mark(document.summary),
-            "body": [marker.mark(paragraph) for paragraph in document.body],
-        }
-        view["similar"] = [asdict(hit) for hit in searcher.similar(doc_id, size=SIMILAR_SIZE)]
-        return view
+        def build() -> dict[str, Any]:
+            document = searcher.document(doc_id)
+            if document is None:
+                abort(404, description=f"no article with id {doc_id!r}")
+            view = asdict(document)
+            marker = Marker.for_query(q)
+            view["query"] = q
+            view["marked"] = {
+                "title": marker.mark(document.title),
+                "subtitle": marker.mark(document.subtitle),
+                "summary": marker.mark(document.summary),
+                "body": [marker.mark(paragraph) for paragraph in document.body],
+            }
+            view["similar"] = [asdict(hit) for hit in searcher.similar(doc_id, size=SIMILAR_SIZE)]
+            return view
+
+        return cache.get_or_build(searcher.generation(), ("doc", doc_id, q), build)
 
     def similar_view(doc_id: str, args: Mapping[str, str]) -> dict[str, Any]:
         size = _int_arg(args, "size", SIMILAR_SIZE)

@@ -156,6 +156,18 @@ def test_article_view_marks_the_query_words_from_escaped_text(client: FlaskClien
     assert api["title"] == XSS_TITLE
 
 
+@pytest.mark.parametrize("q, marked, unmarked", [
+    ("title:report", ["report"], ["Solar"]),
+    ('"rooftop panels"~2 tag:solar', ["Rooftop", "Panels", "rooftop", "panels"], ["Solar", "2"]),
+    ("categor* OR megawatt date:2023 after:2023-01 -engineers", ["megawatts"], ["Engineers", "2023"]),
+])
+def test_article_view_marks_words_but_not_query_syntax(client: FlaskClient, q: str, marked: list[str], unmarked: list[str]) -> None:
+    view = client.get("/api/doc/energy/solar-00.md", query_string={"q": q}).get_json()["marked"]
+    text = " ".join([view["title"], *view["body"]])
+    found = re.findall(r"<mark>(.*?)</mark>", text)
+    assert set(marked) <= set(found) and not set(unmarked) & set(found), found
+
+
 def test_article_view_links_similar_articles(client: FlaskClient) -> None:
     data = client.get("/api/similar/energy/solar-00.md?size=3").get_json()
     assert 1 <= len(data["hits"]) <= 3 and all(h["id"] != "energy/solar-00.md" for h in data["hits"])
