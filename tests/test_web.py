@@ -441,3 +441,51 @@ def test_searchd_web_command_serves_with_cors_and_token(web_index: tuple[Path, P
         process.terminate()
         process.wait(timeout=10)
         process.stderr.close()
+
+
+def test_an_article_dropped_into_the_folder_appears_in_the_feed(tmp_path: Path) -> None:
+    """End to end with the real daemon: watch the folder, serve the feed, drop a file in."""
+    import time
+
+    from searchd.watcher import Daemon
+
+    folder = write_files(tmp_path / "articles", {"news/old.txt": "Harbour news\n\nThe harbour reopened.\n"})
+    config = Config(folder=folder, index_dir=tmp_path / "index")
+    daemon = Daemon(config).start()
+    try:
+        assert daemon.wait_until_caught_up(timeout=30)
+        client = create_app(config, status=daemon.status).test_client()
+        before = client.get("/search.atom?q=harbour")
+        assert len(ET.fromstring(before.data).findall(f"{ATOM}entry")) == 1
+        write_files(folder, {"news/new.md": "---\ntitle: Harbour lights\ndate: 2031-05-01\n---\n\nNew harbour lights.\n"})
+        deadline = time.monotonic() + 20
+        while True:
+            feed = client.get("/search.atom?q=harbour", headers={"If-None-Match": before.headers["ETag"]})
+            if feed.status_code == 200:
+                entries = ET.fromstring(feed.data).findall(f"{ATOM}entry")
+                if len(entries) == 2:
+                    break
+            assert time.monotonic() < deadline, "the new article never reached the feed"
+            time.sleep(0.1)
+        assert entries[0].findtext(f"{ATOM}title") == "Harbour lights"  # newest first
+        assert entries[0].findtext(f"{ATOM}updated") == "2031-05-01T00:00:00Z"
+    finally:
+        daemon.stop()
+
+
+def test_unexpected_errors_are_500_json_without_details(web_index: tuple[Path, Path]) -> None:
+    folder, index_dir = web_index
+    app = create_app(Config(folder=folder, index_dir=index_dir))
+
+    def broken() -> str:
+        raise RuntimeError("secret internal detail")
+
+    app.add_url_rule("/api/broken", view_func=broken)
+    app.add_url_rule("/broken", view_func=broken)
+    client = app.test_client()
+    api = client.get("/api/broken")
+    assert api.status_code == 500 and api.get_json()["error"]["code"] == "internal_error"
+    assert b"secret" not in api.data
+    page = client.get("/broken")
+    assert page.status_code == 500 and page.mimetype == "text/html" and b"secret" not in page.data
+    assert "Content-Security-Policy" in page.headers
