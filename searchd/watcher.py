@@ -54,6 +54,9 @@ _POLL_INTERVAL = 1.0
 # a creation without a close).
 _OPEN_WAIT = 1.0
 _PROGRESS_EVERY = 0.5  # seconds between status updates during a bulk reconcile
+# After a close-after-write the file is complete; wait only this long for the rest of its burst
+# (e.g. the rename of an atomic save) unless the file has shown slow, spaced-out writes.
+_AFTER_CLOSE = 0.01
 _MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms (event floods)
 
 
@@ -65,6 +68,7 @@ class _Pending:
     quiet: float
     settled: bool = False  # quiet window passed with the stamp unchanged (until the next event)
     open_for_write: bool = False  # created and not yet closed (inotify tells us both)
+    closed: bool = False  # the last event was a close after writing: the writer is done
 
 
 @dataclass(frozen=True)
@@ -320,8 +324,7 @@ class Daemon:
                 if pending.settled:
                     wake = min(wake, pending.first_seen + _MAX_BATCH_DELAY)
                 else:
-                    quiet = _OPEN_WAIT if pending.open_for_write else pending.quiet
-                    wake = min(wake, pending.last_event + quiet)
+                    wake = min(wake, pending.last_event + self._quiet(pending))
         if not merged:
             wake = min(wake, last_work + _IDLE_MERGE_AFTER + 0.01)
         return min(1.0, max(0.0, wake - now))
@@ -393,17 +396,20 @@ class Daemon:
         self._note_open(pending, event)
         # Events spaced out in time mean someone is still writing: ask for a longer quiet window.
         pending.settled = False
+        pending.stamp = _stamp(event.path)  # size and mtime as of the latest event
         gap = event.seen - pending.last_event
         pending.quiet = min(_SETTLE_MAX, max(pending.quiet, gap * 1.5))
         pending.last_event = max(pending.last_event, event.seen)
 
     def _note_open(self, pending: _Pending, event: _Event) -> None:
+        pending.closed = False
         if self.observer_kind != "inotify" or event.is_directory:
             return  # polling sees no opens and closes: size and mtime alone must tell
         if event.kind == "created":
             pending.open_for_write = True
         elif event.kind == "closed":
             pending.open_for_write = False
+            pending.closed = True
 
     def _relevant(self, event: _Event) -> bool:
         """Drop events of files no rule wants (editor swap files, hidden folders) before they can
@@ -434,12 +440,12 @@ class Daemon:
             if flush or pending.settled:
                 ready.append(path)
                 continue
-            quiet = _OPEN_WAIT if pending.open_for_write else pending.quiet
+            quiet = self._quiet(pending)
             if now - pending.last_event < quiet:
                 settling += 1
                 continue
             stamp = _stamp(path)
-            if stamp != pending.stamp:  # still being written: wait longer
+            if stamp != pending.stamp:  # changed without telling us (polling, NFS): wait longer
                 pending.stamp, pending.last_event = stamp, now
                 pending.quiet = min(_SETTLE_MAX, pending.quiet * 2)
                 settling += 1
@@ -447,6 +453,14 @@ class Daemon:
             pending.settled = True
             ready.append(path)
         return ready, settling
+
+    def _quiet(self, pending: _Pending) -> float:
+        """How long a path must be quiet before it is looked at."""
+        if pending.open_for_write:
+            return _OPEN_WAIT
+        if pending.closed and pending.quiet <= self.config.debounce_seconds:
+            return min(pending.quiet, _AFTER_CLOSE)
+        return pending.quiet
 
     def _commit_now(self, ready: list[str], settling: int, now: float) -> bool:
         if settling == 0 or len(ready) >= self.config.batch_size:

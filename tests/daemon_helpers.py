@@ -26,9 +26,12 @@ def article(token: str, title: str = "") -> str:
     return f"Summary of {token}\n{title}\n\n{title}\nThe body mentions {token} and nothing else.\n"
 
 
-def write(path: Path, text: str) -> Path:
+def write(path: Path, content: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
     return path
 
 
