@@ -45,7 +45,7 @@ _SETTLE_MAX = 2.0  # longest quiet window asked of a file that keeps changing
 _MAX_BATCH_DELAY = 0.5  # a settled change waits at most this long for others to join its commit
 _IDLE_MERGE_AFTER = 1.0  # seconds without work before segments are merged
 _HARD_SEGMENT_FACTOR = 2  # past max_segments * this, merge even while busy (constant churn)
-_HEALTH_EVERY = 2.0  # seconds between checks that the observer threads are alive
+_HEALTH_EVERY = 1.0  # seconds between observer health checks (and status updates while busy)
 _RETRY_FIRST, _RETRY_MAX = 0.5, 30.0  # back-off after a failed commit (disk full, read-only)
 _STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
 _POLL_INTERVAL = 1.0
@@ -291,6 +291,8 @@ class Daemon:
             if now >= next_health:
                 self._check_observer()
                 next_health = now + _HEALTH_EVERY
+                if self._pending:  # readers in other processes see pending work and lag grow
+                    self._write_status()
             if now >= next_rescan or self._rescan_requested:
                 self._rescan_requested = False
                 self._reconcile(startup=False)

@@ -229,6 +229,22 @@ def test_inotify_watch_limit_falls_back_to_polling_with_a_warning(folder, index_
         eventually(lambda: "a.txt" in index_view(index_dir), timeout=6)
 
 
+def test_an_observer_that_dies_is_replaced_by_polling(folder, index_dir, caplog):
+    caplog.set_level(logging.WARNING, logger="searchd.daemon")
+    with running(folder, index_dir) as daemon:
+        write(folder / "before.txt", article("before"))
+        eventually(lambda: "before.txt" in index_view(index_dir))
+        # What an exception in watchdog's inotify thread (ENOSPC on a new subfolder) leaves behind:
+        # an observer whose emitter no longer runs, and no more events.
+        for emitter in list(daemon._observer.emitters):
+            emitter.stop()
+        write(folder / "during.txt", article("during"))
+        eventually(lambda: daemon.status()["observer"] == "polling", timeout=5)
+        assert any("falling back to polling" in r.getMessage() for r in caplog.records)
+        write(folder / "after.txt", article("after"))
+        assert_index_equals_folder(folder, index_dir, timeout=6)
+
+
 def test_periodic_rescan_catches_changes_the_observer_missed(folder, index_dir):
     write(folder / "a.txt", article("alpha"))
     with running(folder, index_dir, rescan_seconds=1.0) as daemon:
