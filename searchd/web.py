@@ -466,6 +466,13 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
         body = render_template("opensearch.xml")
         return Response(body, mimetype="application/opensearchdescription+xml")
 
+    @app.get("/opensearch/suggest")
+    @index_cached
+    def opensearch_suggest() -> Response:
+        """Completions in the OpenSearch suggestions format, for the browser's address bar."""
+        view = suggest_view(request.args)
+        return Response(orjson.dumps([view["query"], view["suggestions"]]), mimetype="application/x-suggestions+json")
+
     @app.get("/favicon.ico")
     def favicon() -> Response:
         return static_file("favicon.svg")

@@ -245,6 +245,10 @@ def test_pages_have_titles_search_link_and_favicon(client: FlaskClient) -> None:
     root = ET.fromstring(osd.data)
     templates = [u.get("template") for u in root.iter("{http://a9.com/-/spec/opensearch/1.1/}Url")]
     assert "http://localhost/search?q={searchTerms}" in templates
+    assert "http://localhost/opensearch/suggest?q={searchTerms}" in templates
+    suggestions = client.get("/opensearch/suggest?q=rooftop+photo")
+    assert suggestions.mimetype == "application/x-suggestions+json"
+    assert json.loads(suggestions.data)[0] == "rooftop photo" and "rooftop photovoltaic" in json.loads(suggestions.data)[1]
 
 
 # --- API contract -------------------------------------------------------------------------------
