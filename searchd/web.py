@@ -311,7 +311,6 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     folder = web_dir()
     app = Flask("searchd", template_folder=str(folder / "templates"), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False
     searcher = Searcher(Path(config.index_dir))
     status = status or default_status(Path(config.index_dir))
     cache = ResponseCache(cache_entries)
