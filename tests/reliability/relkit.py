@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from searchd.folder import FileRules, walk
-from searchd.index import IndexMissing, IndexReader, read_manifest
+from searchd.index import IndexMissing, IndexReader, read_manifest, read_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,8 +138,11 @@ class Searchd:
         return wait_until(done, timeout, interval=0.2, what="pending == 0")
 
     def health(self) -> dict[str, Any]:
+        """/healthz, or for `searchd watch` the status file it writes (only once this very
+        process wrote it: a killed predecessor's file may still say "ok")."""
         if self.command == "watch":
-            return status_json(self.index_dir)
+            status = read_status(self.index_dir)
+            return status if self.proc is not None and status.get("pid") == self.proc.pid else {}
         return get(self.port, "/healthz", timeout=10).json()
 
     def check_alive(self) -> bool:
