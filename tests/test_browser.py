@@ -84,6 +84,36 @@ def test_typing_shows_highlighted_results_without_reloading_and_keeps_the_url_in
     assert "solar panel" in options or "solar panels" in options
 
 
+def results_outline(page) -> dict:
+    """What a reader can see and follow in the results area, minus the timing."""
+    return page.evaluate("""() => ({
+        links: Array.from(document.querySelectorAll('#results a')).map(a => [a.textContent.trim(), a.getAttribute('href'), a.getAttribute('aria-current')]),
+        snippets: Array.from(document.querySelectorAll('#results .snippet')).map(s => s.innerHTML),
+        meta: Array.from(document.querySelectorAll('#results .hit-meta')).map(m => m.textContent.replace(/\\s+/g, ' ').trim()),
+        total: document.querySelector('#result-meta .total').textContent,
+        headings: Array.from(document.querySelectorAll('#results h1, #results h2, #results h3')).map(h => h.textContent.trim()),
+    })""")
+
+
+@pytest.mark.parametrize("typed, url", [
+    ("solar", "/search?q=solar"),
+    ("zzqqxxyy", "/search?q=zzqqxxyy"),
+    ("photovoltaik", "/search?q=photovoltaik"),
+])
+def test_instant_results_match_the_server_rendered_page(page, typed: str, url: str) -> None:
+    """The script renders /api/search's JSON; the server renders the same view with Jinja: a
+    reader must not be able to tell which one drew the page."""
+    page.goto("/search?q=grid&category=energy")  # filters in force carry over to the new query
+    page.fill("#q", "")
+    page.keyboard.type(typed, delay=10)
+    page.wait_for_url(f"**{url}&category=energy")
+    page.wait_for_function(f"document.querySelector('#result-meta .echo').textContent === {typed!r}")
+    instant = results_outline(page)
+    assert instant["links"] and instant["headings"]
+    page.goto(f"{url}&category=energy")
+    assert results_outline(page) == instant
+
+
 def test_paging_and_sorting(page) -> None:
     page.goto("/search?q=solar")
     first_page = hit_titles(page)

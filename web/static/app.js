@@ -187,6 +187,7 @@
     const controller = new AbortController();
     inFlight = controller;
     const params = searchParams(state, { page: 1 });
+    results.setAttribute("aria-busy", "true");
     try {
       const response = await fetch("/api/search?" + params.toString(), {
         signal: controller.signal, headers: { Accept: "application/json" }, credentials: "same-origin",
@@ -200,7 +201,10 @@
     } catch (err) {
       if (err.name !== "AbortError") results.replaceChildren(renderError("Search failed: " + err.message));
     } finally {
-      if (inFlight === controller) inFlight = null;
+      if (inFlight === controller) {
+        inFlight = null;
+        results.removeAttribute("aria-busy");
+      }
     }
   }
 
