@@ -31,7 +31,9 @@ class Corpus:
     date_quantiles: tuple[float, float, float]  # mtimes (epoch seconds) at 1/3, 1/2, 2/3
 
     def top_category(self) -> str:
-        return max(self.categories.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        """The largest category that is a real one (Reuters files without a topic go to "none")."""
+        named = {k: v for k, v in self.categories.items() if k != "none"} or self.categories
+        return max(named.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
     def to_json(self) -> dict:
         return {"name": self.name, "documents": self.documents, "megabytes": round(self.bytes / 1e6, 2),
@@ -107,6 +109,16 @@ class ReutersDoc:
     text: str
 
 
+def _reuters_date(raw: str) -> datetime:
+    """Reuters writes "26-FEB-1987 15:01:01.79"; a few times are garbled ("605:12:19"): the day
+    alone is used then."""
+    raw = raw.strip()
+    try:
+        return datetime.strptime(raw.split(".")[0], "%d-%b-%Y %H:%M:%S")
+    except ValueError:
+        return datetime.strptime(raw.split()[0], "%d-%b-%Y")
+
+
 def read_reuters(archive: Path, work: Path) -> list[ReutersDoc]:
     raw = work / "raw-reuters"
     _extract(archive, raw)
@@ -118,8 +130,8 @@ def read_reuters(archive: Path, work: Path) -> list[ReutersDoc]:
             if not path.is_file():
                 continue
             topics = [t for t in row["topics"].split() if t]
-            # Reuters writes "26-FEB-1987 15:01:01.79"; the first topic becomes the folder.
-            when = datetime.strptime(row["date"].strip().split(".")[0], "%d-%b-%Y %H:%M:%S")
+            when = _reuters_date(row["date"])
+            # The first topic becomes the folder (the category).
             docs.append(ReutersDoc(row["newid"], (topics[0] if topics else "none").replace("/", "-"), when,
                                    path.read_text(encoding="utf-8", errors="replace")))
     docs.sort(key=lambda d: int(d.newid))

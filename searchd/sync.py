@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -26,6 +27,15 @@ Progress = Callable[[int, int], None]
 # Below this many files, starting worker processes costs more than it saves.
 _PARALLEL_THRESHOLD = 400
 _CHUNK = 64
+# Chunks parsed ahead of the writer. The writer (analysis and postings, one process) is several
+# times slower than parsing, so without a bound every parsed article of a 100,000-file folder
+# would wait in memory.
+_AHEAD = 8
+# A bulk reconcile commits its first batch at `batch_size` (the first results show up quickly)
+# and doubles each following batch up to this many times `batch_size`: 21,577 Reuters articles
+# become 5 segments instead of 22 (no merge needed afterwards, faster queries, a smaller index),
+# while at most this many parsed articles are held in memory at once.
+_MAX_BATCH_FACTOR = 8
 
 
 @dataclass
@@ -104,9 +114,13 @@ def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iter
         for article_id, path in items:
             yield parse_one(root, path, article_id, max_bytes)
         return
-    chunks = [(root, items[i:i + _CHUNK], max_bytes) for i in range(0, len(items), _CHUNK)]
+    chunks = ((root, items[i:i + _CHUNK], max_bytes) for i in range(0, len(items), _CHUNK))
     with ProcessPoolExecutor(max_workers=2) as pool:
-        for parsed in pool.map(_parse_chunk, chunks):
+        # A sliding window of submitted chunks (Executor.map would submit them all at once).
+        window = deque(pool.submit(_parse_chunk, chunk) for chunk in islice(chunks, _AHEAD))
+        while window:
+            parsed = window.popleft().result()
+            window.extend(pool.submit(_parse_chunk, chunk) for chunk in islice(chunks, 1))
             yield from parsed
 
 
@@ -134,6 +148,7 @@ def reconcile(
     batch = ChangeBatch(deletes=list(work.deletes))
     report.deleted = len(work.deletes)
     done += len(work.deletes)
+    limit = batch_size
     for parsed in parse_all(root, work.read, max_bytes):
         known = indexed.get(parsed.article_id)
         if parsed.article is None:
@@ -158,9 +173,10 @@ def reconcile(
                 report.updated += 1
             batch.upserts.append(article)
         done += 1
-        if len(batch) >= batch_size:
+        if len(batch) >= limit:
             writer.apply(batch)
             batch = ChangeBatch()
+            limit = min(limit * 2, batch_size * _MAX_BATCH_FACTOR)
         if progress:
             progress(done, total)
     writer.apply(batch)
