@@ -337,24 +337,27 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
         key = ("search", tuple((name, args.get(name, "")) for name in SEARCH_ARGS))
         return cache.get_or_build(searcher.generation(), key, build)
 
-    def document_view(doc_id: str, q: str) -> dict[str, Any]:
-        def build() -> dict[str, Any]:
-            document = searcher.document(doc_id)
-            if document is None:
-                abort(404, description=f"no article with id {doc_id!r}")
-            view = asdict(document)
-            marker = Marker.for_query(q)
-            view["query"] = q
-            view["marked"] = {
-                "title": marker.mark(document.title),
-                "subtitle": marker.mark(document.subtitle),
-                "summary": marker.mark(document.summary),
-                "body": [marker.mark(paragraph) for paragraph in document.body],
-            }
-            view["similar"] = [asdict(hit) for hit in searcher.similar(doc_id, size=SIMILAR_SIZE)]
-            return view
+    def similar_hits(doc_id: str, size: int) -> list[dict[str, Any]]:
+        # Cached (a more-like-this query is the costly part of an article page); the article
+        # itself is not, as one may be megabytes long.
+        return cache.get_or_build(searcher.generation(), ("similar", doc_id, size),
+                                  lambda: [asdict(hit) for hit in searcher.similar(doc_id, size=size)])
 
-        return cache.get_or_build(searcher.generation(), ("doc", doc_id, q), build)
+    def document_view(doc_id: str, q: str) -> dict[str, Any]:
+        document = searcher.document(doc_id)
+        if document is None:
+            abort(404, description=f"no article with id {doc_id!r}")
+        view = asdict(document)
+        marker = Marker.for_query(q)
+        view["query"] = q
+        view["marked"] = {
+            "title": marker.mark(document.title),
+            "subtitle": marker.mark(document.subtitle),
+            "summary": marker.mark(document.summary),
+            "body": [marker.mark(paragraph) for paragraph in document.body],
+        }
+        view["similar"] = similar_hits(doc_id, SIMILAR_SIZE)
+        return view
 
     def similar_view(doc_id: str, args: Mapping[str, str]) -> dict[str, Any]:
         size = _int_arg(args, "size", SIMILAR_SIZE)
@@ -362,7 +365,7 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
             raise BadRequest(f"size must be between 1 and {MAX_PAGE_SIZE}")
         if searcher.document(doc_id) is None:
             abort(404, description=f"no article with id {doc_id!r}")
-        return {"id": doc_id, "hits": [asdict(hit) for hit in searcher.similar(doc_id, size=size)]}
+        return {"id": doc_id, "hits": similar_hits(doc_id, size)}
 
     def suggest_view(args: Mapping[str, str]) -> dict[str, Any]:
         q = args.get("q", "")
