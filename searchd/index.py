@@ -40,9 +40,13 @@ CURRENT = "CURRENT"
 META = "searchd.json"
 STATUS = "status.json"
 LOCK = "daemon.lock"
-# Past this many segments the writer merges the smallest ones when it is idle (never on a commit
-# that someone is waiting for: Whoosh's merge-on-commit is where multi-second latencies come from).
+# Past this many small segments the writer merges the smallest ones when it is idle (never on a
+# commit that someone is waiting for: Whoosh's merge-on-commit is where multi-second latencies come
+# from). A merge copies at most MERGE_BUDGET_DOCS documents, well under a second: Whoosh merges at
+# a few milliseconds per document, and the writer cannot take updates while it merges. Segments
+# past the budget (the batches of a bulk index) are left as they are.
 MAX_SEGMENTS = 8
+MERGE_BUDGET_DOCS = 500
 
 
 class IndexBusy(Exception):
@@ -92,6 +96,7 @@ class IndexStats:
     last_commit: float | None
     directory: str
     schema_version: int
+    small_segments: int = 0  # segments under MERGE_BUDGET_DOCS documents: the ones merges touch
 
 
 # --- layout ----------------------------------------------------------------------------------
@@ -338,6 +343,7 @@ def index_stats(ix: whoosh_index.Index) -> IndexStats:
         last_commit=ix.last_modified() if toc.segments else None,
         directory=directory.name,
         schema_version=_read_meta(directory).get("schema_version", 0),
+        small_segments=sum(1 for segment in toc.segments if segment.doc_count_all() < MERGE_BUDGET_DOCS),
     )
 
 
@@ -484,15 +490,17 @@ class IndexWriter:
     def segment_count(self) -> int:
         return len(self.ix._segments())
 
+    def small_segment_count(self) -> int:
+        return sum(1 for segment in self.ix._segments() if segment.doc_count_all() < MERGE_BUDGET_DOCS)
+
     def merge_if_needed(self) -> bool:
-        """Merge the smallest segments when there are more than max_segments (called when the
-        writer is idle). Leaves at most half of max_segments; the big segment of a bulk index is
-        only rewritten when it is among the smallest."""
-        if self.segment_count() <= self.max_segments:
+        """When there are more than max_segments small segments (called when the writer is idle),
+        merge the smallest ones, at most MERGE_BUDGET_DOCS documents in all."""
+        if self.small_segment_count() <= self.max_segments:
             return False
         writer = self.ix.writer(limitmb=128)
         try:
-            writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2)))
+            writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS))
         except BaseException:
             _cancel(writer)
             raise
@@ -525,19 +533,26 @@ def _cancel(writer: Any) -> None:
         writer.is_closed = True
 
 
-def _merge_smallest(target: int) -> Callable[[Any, list[Any]], list[Any]]:
-    """A Whoosh merge policy: drop fully deleted segments and merge the smallest others into one
-    so that at most `target` remain. (Whoosh's MERGE_SMALL does not bound the count: it leaves
-    alone any segment past a Fibonacci threshold, e.g. every one of ten 100-document segments.)"""
+def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list[Any]]:
+    """A Whoosh merge policy: drop fully deleted segments, then merge the smallest small segments
+    (fewer than `budget` documents each) into one, as many as it takes to leave `target` small
+    ones but not more than `budget` documents in all. Whoosh's MERGE_SMALL bounds neither the count
+    (it leaves alone any segment past a Fibonacci threshold) nor the time (it may rewrite most of
+    the index while every update waits)."""
 
     def policy(writer: Any, segments: list[Any]) -> list[Any]:
         from whoosh.reading import SegmentReader
 
         live = [segment for segment in segments if segment.doc_count() > 0]
-        if len(live) <= target:
+        small = sorted((s for s in live if s.doc_count_all() < budget), key=lambda s: s.doc_count_all())
+        merge, total = [], 0
+        for segment in small[: max(0, len(small) - target + 1)]:
+            if merge and total + segment.doc_count_all() > budget:
+                break
+            merge.append(segment)
+            total += segment.doc_count_all()
+        if len(merge) < 2:
             return live
-        ordered = sorted(live, key=lambda segment: segment.doc_count_all())
-        merge = ordered[: len(live) - target + 1]
         for segment in merge:
             reader = SegmentReader(writer.storage, writer.schema, segment)
             writer.add_reader(reader)

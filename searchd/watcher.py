@@ -255,9 +255,6 @@ class Daemon:
         self._reconcile(startup=True)
         if self.writer.rebuilding:
             self.writer.finish_rebuild()
-        # A bulk index leaves one segment per batch: compact them now, once, rather than in the
-        # middle of live updates (a merge cannot be interrupted, and every update would wait).
-        self._merge()
         self.state = "ok"
         self._caught_up.set()
         self._write_status()
@@ -299,7 +296,7 @@ class Daemon:
                 next_rescan = time.monotonic() + self.config.rescan_seconds
             busy = len(self._pending) > 0
             if not merged_since_work and ((not busy and now - last_work > _IDLE_MERGE_AFTER)
-                                          or self._segments() > self._hard_segment_limit()):
+                                          or self._small_segments() > self._hard_segment_limit()):
                 self._merge()
                 merged_since_work = not busy
             self._wait(self._next_wakeup(now, next_rescan, next_health, merged_since_work, last_work))
@@ -619,8 +616,8 @@ class Daemon:
 
     # --- upkeep ---------------------------------------------------------------------------------
 
-    def _segments(self) -> int:
-        return self._stats.segments if self._stats else 0
+    def _small_segments(self) -> int:
+        return self._stats.small_segments if self._stats else 0
 
     def _hard_segment_limit(self) -> int:
         assert self.writer is not None
@@ -629,11 +626,12 @@ class Daemon:
     def _merge(self) -> None:
         assert self.writer is not None
         try:
-            before = self._segments()
+            before = self._stats.segments if self._stats else 0
             started = time.monotonic()
             if self.writer.merge_if_needed():
                 self._refresh_stats()
-                log.info("merged segments %d -> %d in %.1fs", before, self._segments(), time.monotonic() - started)
+                after = self._stats.segments if self._stats else 0
+                log.info("merged segments %d -> %d in %.2fs", before, after, time.monotonic() - started)
                 self._write_status()
         except Exception as exc:
             self._note_error(f"merge failed (will try again when idle): {type(exc).__name__}: {exc}")
