@@ -120,7 +120,7 @@ class Searchd:
         args += self.extra
         env = {**os.environ, "SEARCHD_LOG_LEVEL": "INFO", **self.env}
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.log_path.parent)
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> "Searchd":
