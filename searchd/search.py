@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from rapidfuzz import process as fuzz_process
 from rapidfuzz.distance import Levenshtein
@@ -22,7 +22,7 @@ from whoosh import highlight, query as wq, sorting
 from whoosh.searching import Hit as WhooshHit, Searcher as WhooshSearcher
 
 from .index import IndexMissing, IndexReader
-from .query import MAX_QUERY_CHARS, QueryReader
+from .query import MAX_EXPANSION, MAX_QUERY_CHARS, ParsedQuery, QueryReader, Ranking
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1000
@@ -40,6 +40,8 @@ FEW_HITS = 3
 SIMILAR_TERMS = 12
 # Two articles whose word 4-shingles overlap this much (Jaccard) are shown as one.
 NEAR_DUPLICATE = 0.8
+# ... and they score within this ratio of each other for any query (a cheap first test).
+NEAR_DUPLICATE_SCORE = 0.95
 
 _SUGGESTABLE_WORD = re.compile(r"(?<![\w*?])[^\W\d_]{3,}(?![\w*?~:(])")
 
@@ -180,10 +182,18 @@ class Vocabulary:
         best = min(matches, key=lambda m: (m[1], -frequency(m[0]), m[0]))
         return best[0]
 
+    def near(self, word: str, distance: int) -> list[str]:
+        """Known words within `distance` edits of `word`, closest first (fuzzy `word~`)."""
+        matches = fuzz_process.extract(
+            word.lower(), self.words, scorer=Levenshtein.distance, score_cutoff=distance, limit=MAX_EXPANSION
+        )
+        return [m[0] for m in sorted(matches, key=lambda m: (m[1], m[0]))]
+
 
 class Searcher:
-    def __init__(self, index_dir: Path):
+    def __init__(self, index_dir: Path, ranking: Ranking | None = None):
         self.reader = IndexReader(Path(index_dir))
+        self.ranking = ranking or Ranking()
         self._local = threading.local()
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[str, int] | None = None
@@ -205,8 +215,8 @@ class Searcher:
             if current is not None:
                 current.close()
             ix = self.reader.open()
-            local.searcher = ix.searcher()
-            local.query_reader = QueryReader(ix.schema)
+            local.searcher = ix.searcher(weighting=self.ranking.weighting())
+            local.query_reader = QueryReader(ix.schema, self.ranking, fuzzy=self._fuzzy_words)
         local.version = version
         return local.searcher
 
@@ -229,16 +239,7 @@ class Searcher:
         parsed = query_reader.read(request.q)
         if parsed.query is wq.NullQuery:
             return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
-        page = self._run(searcher, parsed.query, request)
-        notice = parsed.notice
-        suggestion = None
-        if page.total < FEW_HITS:
-            suggestion = self._did_you_mean(searcher, request.q, page.total)
-            if suggestion is not None and page.total == 0:
-                # Nothing matched as typed: show what the corrected query finds, and say so.
-                corrected = query_reader.read(suggestion)
-                page = self._run(searcher, corrected.query, request)
-                notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
+        page, notice, suggestion = self._answer(searcher, parsed, request, self._run)
         return SearchResult(
             query=request.q,
             total=page.total,
@@ -251,11 +252,50 @@ class Searcher:
             notice=notice,
         )
 
+    def _answer(self, searcher: WhooshSearcher, parsed: ParsedQuery, request: SearchRequest,
+                run: Callable[[WhooshSearcher, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None]:
+        """The query as read; with few hits, a did-you-mean; with none, the corrected query's
+        results or else those of the looser reading (any of the words), each saying so."""
+        page = run(searcher, parsed.query, request)
+        notice = parsed.notice
+        suggestion = None
+        if page.total < FEW_HITS:
+            suggestion = self._did_you_mean(searcher, request.q, page.total)
+            if page.total == 0 and suggestion is not None:
+                page = run(searcher, self._local.query_reader.read(suggestion).query, request)
+                notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
+            elif page.total == 0 and parsed.relaxed is not None:
+                page = run(searcher, parsed.relaxed, request)
+                if page.total:
+                    notice = _join(notice, "no article has all the words; showing articles with some of them")
+        return page, notice, suggestion
+
+    def ranked_ids(self, text: str, limit: int = 100) -> list[str]:
+        """The ids `search(SearchRequest(q=text, size=limit))` would return, in order, without the
+        snippets and facets (for relevance evaluation)."""
+        searcher = self._searcher()
+        parsed = self._local.query_reader.read(text)
+        if parsed.query is wq.NullQuery:
+            return []
+        request = SearchRequest(q=text, size=limit)
+        page, _, _ = self._answer(searcher, parsed, request, self._run_ids)
+        return [hit.id for hit in page.hits]
+
+    def _run_ids(self, searcher: WhooshSearcher, query: wq.Query, request: SearchRequest) -> "_Page":
+        fetch = _fetch(request)
+        results = searcher.search(query, limit=fetch)
+        top = results[:fetch]
+        groups = fold_duplicates([(hit, hit.fields()) for hit in top], [hit.score or 0.0 for hit in top])
+        hits = [_make_hit(fields, "", float(hit.score or 0.0), len(group) - 1) for (hit, fields), group in groups[: request.size]]
+        # Only "none" and "a few" matter here: a full count would be a second pass.
+        return _Page(total=results.scored_length(), hits=hits, facets={})
+
+    def _fuzzy_words(self, word: str, distance: int) -> list[str]:
+        return self.vocabulary().near(word, distance)
+
     def _run(self, searcher: WhooshSearcher, query: wq.Query, request: SearchRequest) -> "_Page":
-        wanted = request.page * request.size
         kwargs: dict[str, Any] = {
-            # Duplicates are folded after ranking, so read past the page to still fill it.
-            "limit": wanted + max(request.size, 10) * 2,
+            "limit": _fetch(request),
             "groupedby": {
                 "category": sorting.FieldFacet("category", maptype=sorting.Count),
                 "year": sorting.FieldFacet("year", maptype=sorting.Count),
@@ -270,7 +310,9 @@ class Searcher:
         results = searcher.search(query, **kwargs)
         results.fragmenter = self._fragmenter
         results.formatter = self._formatter
-        groups = fold_duplicates([(hit, hit.fields()) for hit in results[: kwargs["limit"]]])
+        top = results[: kwargs["limit"]]
+        scores = [hit.score or 0.0 for hit in top] if request.sort == "relevance" else None
+        groups = fold_duplicates([(hit, hit.fields()) for hit in top], scores)
         start = (request.page - 1) * request.size
         hits = [self._hit(hit, fields, len(group) - 1) for (hit, fields), group in groups[start:start + request.size]]
         facets = {
@@ -385,9 +427,9 @@ class Searcher:
             + [wq.Term("title", word, boost=weight * 2) for word, weight in terms]
         )
         results = searcher.search(query, limit=size * 3 + 5, mask={docnum})
-        own = _signature(source)
+        own = _Signature(source, 1.0)
         candidates = [(hit, hit.fields()) for hit in results[: size * 3 + 5]]
-        candidates = [(hit, fields) for hit, fields in candidates if not own.same_as(_signature(fields))]
+        candidates = [(hit, fields) for hit, fields in candidates if not own.same_as(_Signature(fields, 1.0))]
         hits = []
         for (hit, fields), group in fold_duplicates(candidates)[:size]:
             snippet = lead(fields.get("summary") or fields.get("subtitle") or fields.get("body", ""))
@@ -441,46 +483,77 @@ def _make_hit(fields: dict[str, Any], snippet: str, score: float, duplicates: in
 _SHINGLE_WORD = re.compile(r"\w+")
 
 
-@dataclass(frozen=True)
 class _Signature:
     """What decides that two articles are the same: the file checksum, or (near-identical) the
-    overlap of their word 4-shingles."""
+    overlap of their word 4-shingles, computed only when a comparison needs them."""
 
-    checksum: str
-    shingles: frozenset[int]
+    def __init__(self, fields: dict[str, Any], score: float):
+        self.fields = fields
+        self.checksum = str(fields.get("checksum") or "")
+        self.score = score
+        self._shingles: frozenset[int] | None = None
+
+    @property
+    def shingles(self) -> frozenset[int]:
+        if self._shingles is None:
+            text = f"{self.fields.get('title', '')} {self.fields.get('body', '')}".lower()
+            words = _SHINGLE_WORD.findall(text)
+            self._shingles = frozenset(hash(tuple(words[i:i + 4])) for i in range(max(1, len(words) - 3)))
+        return self._shingles
 
     def same_as(self, other: "_Signature") -> bool:
         if self.checksum and self.checksum == other.checksum:
             return True
+        # Near-identical texts score nearly the same for any query: a cheap test that spares
+        # the shingle comparison for almost every pair.
+        high, low = max(self.score, other.score), min(self.score, other.score)
+        if low < high * NEAR_DUPLICATE_SCORE:
+            return False
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
-            return False  # Jaccard can't reach the threshold: skip the set arithmetic
+            return False
         common = len(self.shingles & other.shingles)
         return common >= NEAR_DUPLICATE * (small + large - common)
-
-
-def _signature(fields: dict[str, Any]) -> _Signature:
-    words = _SHINGLE_WORD.findall(f"{fields.get('title', '')} {fields.get('body', '')}".lower())
-    shingles = frozenset(hash(tuple(words[i:i + 4])) for i in range(max(1, len(words) - 3)))
-    return _Signature(str(fields.get("checksum") or ""), shingles)
 
 
 T = TypeVar("T")
 
 
-def fold_duplicates(ranked: list[tuple[T, dict[str, Any]]]) -> list[tuple[tuple[T, dict[str, Any]], list[T]]]:
+def fold_duplicates(ranked: list[tuple[T, dict[str, Any]]], scores: list[float] | None = None) -> list[tuple[tuple[T, dict[str, Any]], list[T]]]:
     """Ranked (hit, stored fields) -> [(best hit, its group)], each group holding an article and
-    the identical or near-identical articles ranked below it."""
+    the identical or near-identical articles ranked below it. `scores` (one per item) lets the
+    near-duplicate test skip pairs whose scores differ; without them every pair is compared."""
     kept: list[tuple[tuple[T, dict[str, Any]], list[T], _Signature]] = []
-    for item in ranked:
-        signature = _signature(item[1])
-        for _first, group, first_signature in kept:
-            if first_signature.same_as(signature):
-                group.append(item[0])
-                break
-        else:
-            kept.append((item, [item[0]], signature))
+    by_checksum: dict[str, list[T]] = {}
+    for index, item in enumerate(ranked):
+        signature = _Signature(item[1], scores[index] if scores else 1.0)
+        group = by_checksum.get(signature.checksum) if signature.checksum else None
+        if group is None:
+            group = _near_duplicate_group(kept, signature, ordered=scores is not None)
+        if group is not None:
+            group.append(item[0])
+            continue
+        group = [item[0]]
+        kept.append((item, group, signature))
+        if signature.checksum:
+            by_checksum[signature.checksum] = group
     return [(first, group) for first, group, _ in kept]
+
+
+def _near_duplicate_group(kept: list, signature: _Signature, ordered: bool) -> list | None:
+    # Scanned from the lowest-scoring kept article up: in score order, once a kept article
+    # scores well above this one, all those before it do too.
+    for _first, group, other in reversed(kept):
+        if ordered and signature.score < other.score * NEAR_DUPLICATE_SCORE:
+            return None
+        if other.same_as(signature):
+            return group
+    return None
+
+
+def _fetch(request: SearchRequest) -> int:
+    """Duplicates are folded after ranking, so read a little past the page to still fill it."""
+    return request.page * request.size + max(10, request.size // 2)
 
 
 def _join(*notices: str) -> str:
