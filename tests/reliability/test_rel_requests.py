@@ -120,10 +120,14 @@ TRAVERSALS = [
 def test_path_traversal_in_every_encoding(server: Searchd, prefix: str) -> None:
     for attempt in TRAVERSALS:
         reply = raw(server.port, f"GET {prefix}{attempt} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        assert reply.status in (400, 404, 308, 301), (prefix + attempt, reply.status)
+        if reply.status == 308:  # Werkzeug merges doubled slashes by redirecting: follow it once
+            location = urllib.parse.urlsplit(reply.headers["location"])
+            assert location.netloc in ("", "x"), reply.headers["location"]  # never off-site
+            reply = raw(server.port, f"GET {location.path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        assert reply.status == 404, (prefix + attempt, reply.status)
         assert_sane(reply, prefix + attempt)
     reply = raw(server.port, f"GET {prefix}..\x00/secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    assert reply.status in (400, 404), reply.status  # a raw NUL byte in the request line
+    assert reply.status == 404, reply.status  # a raw NUL byte in the request line
     assert_sane(reply, "raw NUL")
 
 
@@ -160,14 +164,14 @@ def test_over_long_urls_and_bodies(server: Searchd) -> None:
     for length in (1_001, 8_000, 60_000):
         reply = get(server.port, "/api/search?q=" + "a" * length)
         assert_sane(reply, f"q of {length}")
-        assert reply.status in (200, 400, 414, 431)
+        assert reply.status == 400 and "characters long" in reply.json()["error"]["message"]
     for route in ("/search?q=", "/api/search?q=", "/doc/"):
         reply = raw(server.port, f"GET {route}{'b' * 400_000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        assert reply.status in (400, 404, 414, 431), (route, reply.status)  # waitress caps the request head
+        assert reply.status == 431, (route, reply.status)  # waitress caps the request head
     reply = get(server.port, "/api/search?q=x", method="POST", body=b"x" * (5 * 1024 * 1024))
-    assert reply.status in (405, 413), reply.status
+    assert reply.status == 413, reply.status
     huge_header = raw(server.port, b"GET /api/search?q=x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 300_000 + b"\r\nConnection: close\r\n\r\n")
-    assert huge_header.status in (400, 431), huge_header.status
+    assert huge_header.status == 431, huge_header.status
     assert get(server.port, "/healthz").status == 200  # and the server is still there
 
 
