@@ -84,6 +84,7 @@ def _searchable(index_dir: Path, folder: Folder, sample: int = 40) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a busy shared machine can double the usual time
 def test_kill9_during_bulk_index_and_live_updates(tmp_path: Path, spawn) -> None:
     root, index_dir = tmp_path / "articles", tmp_path / "index"
     folder = Folder(root, random.Random(20261125))

@@ -131,6 +131,7 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a busy shared machine can double the usual time
 def test_load_with_churn(tmp_path: Path, spawn) -> None:
     folder, index_dir = tmp_path / "articles", tmp_path / "index"
     stop = threading.Event()
