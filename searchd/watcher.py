@@ -298,7 +298,7 @@ class Daemon:
             if not merged_since_work and ((not busy and now - last_work > _IDLE_MERGE_AFTER)
                                           or self._small_segments() > self._hard_segment_limit()):
                 self._merge()
-                merged_since_work = not busy
+                merged_since_work = True  # the next commit re-arms it
             self._wait(self._next_wakeup(now, next_rescan, next_health, merged_since_work, last_work))
 
     def _wait(self, seconds: float) -> None:
