@@ -173,6 +173,14 @@ def test_hostile_files_at_startup_and_live(tmp_path: Path, spawn) -> None:
     server.wait_caught_up(timeout=60)
     check_outcomes(server.port, index_dir, "live", cases)
     assert search_ids(server.port, "vanish0 OR vanish199 OR vanish100") == []
+
+    # A skipped file that is repaired gets indexed and leaves the skipped list; one deleted leaves it too.
+    (folder / "live" / "empty.txt").write_text(article_text("repairedempty"))
+    (folder / "live" / "binary.txt").unlink()
+    wait_until(lambda: search_ids(server.port, "repairedempty") == ["live/empty.txt"], 30, what="repaired file indexed")
+    skipped = server.wait_caught_up(timeout=30)["skipped"]
+    assert "live/empty.txt" not in skipped and "live/binary.txt" not in skipped, skipped
+    assert "boot/binary.txt" in skipped
     server.check_alive()
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
