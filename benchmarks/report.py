@@ -88,10 +88,15 @@ def markdown(results: dict, chart_prefix: str = "") -> str:
     for corpus in results["corpora"]:
         for engine in _engines(corpus):
             f = corpus["engines"][engine]
-            rss = f["peak_rss_mb"] if not f.get("children_peak_rss_mb") else f"{f['peak_rss_mb']} (+ workers {f['children_peak_rss_mb']})"
+            rss = str(f["peak_rss_mb"]) if f.get("rss_method") == "VmHWM" else f"<= {f['peak_rss_mb']} [^rss]"
+            if f.get("children_peak_rss_mb"):
+                rss += f" (parser workers <= {f['children_peak_rss_mb']})"
             out.append(f"| {corpus['name']} ({corpus['documents']:,}, {corpus['megabytes']} MB) | {LABELS[engine]} | "
                        f"{f['articles_per_s']:.0f} | {f['mb_per_s']} | {f['index_cpu_seconds']} | {f['index_seconds']} | "
                        f"{f['index_mb']} | {rss} |")
+    if any(f.get("rss_method") != "VmHWM" for c in results["corpora"] for f in c["engines"].values()):
+        out += ["", "[^rss]: measured as `ru_maxrss`, which Linux carries over fork+exec from the benchmark's own "
+                "process: an upper bound (the run switched to `VmHWM` after these rows were measured)."]
     out += ["", f"### Query latency, in-process (top 10 with snippets; {results['queries']} queries of "
             f"benchmarks/queries.txt x {results['rounds']} rounds after one warm-up round)", "",
             "| corpus | engine | p50 ms | p95 ms | p99 ms | mean ms |", "|---|---|---|---|---|---|"]

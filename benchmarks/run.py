@@ -90,11 +90,22 @@ def worker(args: argparse.Namespace) -> None:
             engine.search(Query("random", text, parse_clauses(text)))
             sample.append(time.perf_counter() - started)
         result["latency_random"] = percentiles(sample)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a worker started by a
+    # big parent would report the parent's size.
+    result["peak_rss_mb"] = _vm_hwm_mb()
+    result["rss_method"] = "VmHWM"
+    # Forked parser workers start as copies of this process: an upper bound, mostly shared pages.
     result["children_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown of big indexes: not part of any figure
+
+
+def _vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_engine(engine: str, corpus: corpora.Corpus, index_dir: Path, rounds: int, random_file: Path | None) -> dict:
@@ -149,15 +160,16 @@ def machine() -> dict:
 
 # --- the whole run ----------------------------------------------------------------------------------
 
-def prepare(work: Path, archives: dict[str, Path], quick: bool, scale: int) -> list[corpora.Corpus]:
+def prepare(work: Path, archives: dict[str, Path], quick: bool, scale: int, only: set[str]) -> list[corpora.Corpus]:
     started = time.perf_counter()
     docs = corpora.read_reuters(archives["reuters"], work)
     if quick:
         docs = docs[:5000]
     name = f"reuters-{scale // 1000}k" if scale >= 1000 else f"reuters-{scale}"
-    made = [corpora.prepare_bbc(archives["bbc"], work),
-            corpora.reuters_corpus(docs, work),
-            corpora.reuters_scaled(docs, work, scale, name)]
+    makers = {"bbc": lambda: corpora.prepare_bbc(archives["bbc"], work),
+              "reuters": lambda: corpora.reuters_corpus(docs, work),
+              name: lambda: corpora.reuters_scaled(docs, work, scale, name)}
+    made = [make() for key, make in makers.items() if not only or key in only]
     for extracted in work.glob("raw-*"):
         shutil.rmtree(extracted)
     log(f"corpora ready in {time.perf_counter() - started:.0f}s: "
@@ -183,7 +195,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="passes over the query mix (default 5, quick 2)")
     parser.add_argument("--http-seconds", type=float, help="seconds per HTTP load level (default 20, quick 4)")
     parser.add_argument("--scale", type=int, help="articles in the varied Reuters corpus (default 100000, quick 10000)")
+    parser.add_argument("--only", default="", help="comma-separated corpus names to run (default: all)")
     parser.add_argument("--publish", action="store_true", help="write the figures, tables and charts into docs/")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rebuild results.md and the charts (and docs/ with --publish) from --out/results.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--index", help=argparse.SUPPRESS)
@@ -195,6 +210,15 @@ def main() -> None:
     if args.worker:
         args.rounds = args.rounds or 1
         worker(args)
+        return
+
+    if args.report_only:
+        import report
+
+        results = json.loads((args.out / "results.json").read_text())
+        report.write(results, args.out)
+        if args.publish:
+            report.publish(results, args.out, REPO / "docs")
         return
 
     engines = [e for e in args.engines.split(",") if e]
@@ -219,7 +243,8 @@ def main() -> None:
                      "queries": _count_queries(), "corpora": []}
     with tempfile.TemporaryDirectory(prefix="searchd-bench-") as tmp:
         work = Path(tmp)
-        for corpus in prepare(work, archives, args.quick, args.scale or (10_000 if args.quick else 100_000)):
+        for corpus in prepare(work, archives, args.quick, args.scale or (10_000 if args.quick else 100_000),
+                              {name for name in args.only.split(",") if name}):
             entry = {**corpus.to_json(), "engines": {}}
             results["corpora"].append(entry)
             distinct = loadgen.random_queries(corpus.root, 3000)
