@@ -5,6 +5,7 @@ folder (same ids, same content), and nothing is lost or left behind at the end.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relkit import article_text, converged, folder_truth, index_opens, index_view, marker, wait_until
+from relkit import article_text, cli, converged, folder_truth, index_opens, index_view, marker, wait_until
 from searchd.index import read_status
 from searchd.search import SearchRequest, Searcher
 
@@ -126,6 +127,12 @@ def test_kill9_during_bulk_index_and_live_updates(tmp_path: Path, spawn) -> None
     assert index_view(index_dir) == truth and len(truth) > INITIAL_FILES
     _searchable(index_dir, folder)
     assert daemon.stop() == 0
+    # The operator's view agrees: `searchd search --json` finds a file by its current version.
+    path = folder.files()[-1]
+    version = int(path.read_text(encoding="utf-8").split("marker v")[1].split("x")[0])
+    found = cli("search", marker(path.stem, version), "--index", str(index_dir), "--json")
+    assert found.returncode == 0, found.stderr
+    assert [hit["id"] for hit in json.loads(found.stdout)["hits"]] == [path.relative_to(root).as_posix()]
     broken = sorted(p.name for p in index_dir.glob("broken-*"))
     busy = sum(1 for k in killed_while if not k.startswith(("starting", "ok:0")))
     print(f"\n{KILLS} kills: {killed_while}; {busy} while work was pending; broken indexes kept aside: {broken}; "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from relkit import article_text, get, marker, status_json, wait_until
+from relkit import article_text, get, status_json, wait_until
 
 MB = 1024 * 1024
 
