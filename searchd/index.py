@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -187,16 +188,31 @@ _remember_missing_length_columns()
 _HELD_LOCK_FDS: set[int] = set()
 
 
-def _close_inherited_locks() -> None:
+def _after_fork_in_child() -> None:
+    if not _HELD_LOCK_FDS:
+        return
     for fd in list(_HELD_LOCK_FDS):
         try:
             os.close(fd)
         except OSError:
             pass
     _HELD_LOCK_FDS.clear()
+    # A parser worker of a writer that is killed -9 would otherwise wait forever for work on a
+    # pipe it holds open itself: ask the kernel to end it with its parent (Linux only).
+    _die_with_parent()
 
 
-os.register_at_fork(after_in_child=_close_inherited_locks)
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class WriterLock:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import psutil
 import pytest
 
 from searchd.index import read_status
@@ -46,6 +47,15 @@ def wait_ready(proc: subprocess.Popen, index_dir: Path, timeout: float = 30) -> 
         return status.get("pid") == proc.pid and status.get("state") == "ok"
 
     eventually(ready, timeout=timeout, interval=0.05)
+
+
+def processes_of(index_dir: Path) -> list[int]:
+    """Pids of processes whose command line names this index (the daemon and its workers)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if str(index_dir) in " ".join(process.info["cmdline"] or []):
+            found.append(process.info["pid"])
+    return found
 
 
 @pytest.fixture
@@ -115,6 +125,8 @@ def test_kill_9_during_bulk_indexing_then_restart_matches_the_folder(folder, tmp
     eventually(mid_bulk, timeout=60, interval=0.01)
     proc.kill()
     proc.wait()
+    # Its parser workers die with it (they would otherwise wait forever on their pipe).
+    eventually(lambda: not processes_of(index_dir), timeout=5)
     with running(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
 
