@@ -301,3 +301,29 @@ def _daemon_running(index_dir: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+@main.command("eval")
+@click.option("--docs", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Folder of the collection's documents (file name = document id).")
+@click.option("--queries", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="qid<TAB>query text, one per line.")
+@click.option("--qrels", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="qid<TAB>docid<TAB>grade (or TREC's qid 0 docid grade).")
+@click.option("--k", type=click.IntRange(1, 100), default=10, show_default=True, help="Cut-off of nDCG.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Index directory to build or reuse [default: one per folder in the temp directory].")
+@click.option("--grades", type=click.Choice(["auto", "as-is", "cranfield"]), default="auto", show_default=True,
+              help="How qrels grades become gains; auto reads -1 grades as Cranfield's codes (1 best .. 4).")
+def eval_command(docs: Path, queries: Path, qrels: Path, k: int, index_dir: Path | None, grades: str) -> None:
+    """Index DOCS (or reuse its index) and print nDCG@k, MAP@100, Recall@100 and MRR (trec_eval's
+    definitions) of the default search path for the judged queries."""
+    from . import evaluate
+
+    _setup_logging("WARNING")
+    gains = None if grades == "auto" else ("" if grades == "as-is" else grades)
+    with _progress_bar() as progress:
+        scores, summary = evaluate.run(docs, queries, qrels, index_dir, k, gains, progress)
+    click.echo(f"index        {summary}", err=True)
+    for line in scores.lines():
+        click.echo(line)

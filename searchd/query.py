@@ -16,6 +16,7 @@ Ranking of the words (see docs/relevance.md for the measurements behind each cho
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ MAX_QUERY_CHARS = 1000
 # Wildcard and fuzzy words expand to at most this many index terms: no query can take seconds.
 MAX_EXPANSION = 64
 # A prefix reads at most this many index terms (per field) to choose the most frequent ones.
-MAX_PREFIX_SCAN = 4000
+MAX_PREFIX_SCAN = 1000
 MAX_FUZZY_DISTANCE = 2
 
 OPERATORS = {"AND", "OR", "NOT"}
@@ -67,6 +68,13 @@ class Ranking:
     proximity_weight: float = 0.3
     # BM25 saturation (K1) and length normalisation (B), per field; "*" for the rest.
     bm25: tuple[tuple[str, float, float], ...] = (("*", 1.2, 0.75),)
+    # True BM25F for words: weighted, length-normalised frequencies summed over the fields
+    # before one saturation (K1 of "*"), instead of one BM25 score per field added up.
+    bm25f: bool = True
+
+    def k1_b(self, fieldname: str) -> tuple[float, float]:
+        table = {name: (k1, b) for name, k1, b in self.bm25}
+        return table.get(fieldname, table.get("*", (1.2, 0.75)))
 
     def weighting(self) -> scoring.WeightingModel:
         return FieldBM25({name: (k1, b) for name, k1, b in self.bm25})
@@ -334,6 +342,8 @@ class QueryReader:
         return [t.text for t in self.analyzer(text)]
 
     def word_query(self, term: str, boost: float = 1.0) -> wq.Query:
+        if self.ranking.bm25f:
+            return BM25FWord([wq.Term(f, term) for f in self.weights], self.ranking, boost=boost)
         return FieldsOr([wq.Term(f, term, boost=w * boost) for f, w in self.weights.items()])
 
     def proximity(self, terms: list[str]) -> wq.Query | None:
@@ -561,6 +571,115 @@ def _min_match(queries: list[wq.Query], minimum: int) -> wq.Query:
     return MinimumMatch(queries, minimum)
 
 
+class BM25FWord(wq.CompoundQuery):
+    """One word in every text field, scored with BM25F (Robertson & Zaragoza 2009; what
+    Elasticsearch's combined_fields does): tf~ = sum over fields of weight * tf /
+    (1 - b + b * length / average length), score = idf * tf~ (k1 + 1) / (tf~ + k1), with the
+    document frequency of the field where the word is most common."""
+
+    JOINT = " F "
+
+    def __init__(self, subqueries: list[wq.Query], ranking: "Ranking", boost: float = 1.0):
+        super().__init__(subqueries, boost=boost)
+        self.ranking = ranking
+
+    def normalize(self) -> wq.Query:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other) and getattr(other, "ranking", None) == self.ranking
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
+    def requires(self) -> set:
+        return set()
+
+    def matcher(self, searcher, context=None):  # type: ignore[override]
+        parent = searcher.get_parent()
+        weights = self.ranking.weights()
+        children = []
+        frequency = 0
+        for term in self.subqueries:
+            matcher = term.matcher(searcher, context)
+            if not matcher.is_active():
+                continue
+            fieldname = term.fieldname
+            frequency = max(frequency, parent.doc_frequency(fieldname, term.text))
+            b = self.ranking.k1_b(fieldname)[1]
+            children.append((matcher, fieldname, weights.get(fieldname, 1.0), b, parent.avg_field_length(fieldname) or 1.0))
+        if not children:
+            return mcore.NullMatcher()
+        total = parent.doc_count_all()
+        idf = math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+        k1 = self.ranking.k1_b("*")[0]
+        return BM25FMatcher(children, searcher.reader(), idf, k1, self.boost)
+
+
+class BM25FMatcher(mcore.Matcher):
+    def __init__(self, children: list[tuple], reader, idf: float, k1: float, boost: float):
+        self._all = children
+        self._reader = reader
+        self._idf = idf
+        self._k1 = k1
+        self._boost = boost
+        self._id: int | None = None
+        self._settle()
+
+    def _settle(self) -> None:
+        ids = [c[0].id() for c in self._all if c[0].is_active()]
+        self._id = min(ids) if ids else None
+
+    def _here(self) -> list[tuple]:
+        return [c for c in self._all if c[0].is_active() and c[0].id() == self._id]
+
+    def is_active(self) -> bool:
+        return self._id is not None
+
+    def id(self) -> int:
+        return self._id  # type: ignore[return-value]
+
+    def next(self) -> None:
+        for child in self._here():
+            child[0].next()
+        self._settle()
+
+    def skip_to(self, target: int) -> None:
+        for matcher, *_ in self._all:
+            if matcher.is_active() and matcher.id() < target:
+                matcher.skip_to(target)
+        self._settle()
+
+    def weight(self) -> float:
+        return sum(c[0].weight() for c in self._here())
+
+    def score(self) -> float:
+        docnum = self._id
+        tf = 0.0
+        for matcher, fieldname, weight, b, average in self._here():
+            length = self._reader.doc_field_length(docnum, fieldname, 0) or 1
+            tf += weight * matcher.weight() / ((1 - b) + b * length / average)
+        return self._boost * self._idf * tf * (self._k1 + 1) / (tf + self._k1)
+
+    def supports(self, astype: str) -> bool:
+        return False
+
+    def max_quality(self) -> float:
+        return float("inf")
+
+    def children(self) -> list[mcore.Matcher]:
+        return [c[0] for c in self._all]
+
+    def copy(self) -> "BM25FMatcher":
+        copies = [(c[0].copy(), *c[1:]) for c in self._all]
+        return BM25FMatcher(copies, self._reader, self._idf, self._k1, self._boost)
+
+    def reset(self) -> None:
+        for child in self._all:
+            child[0].reset()
+        self._settle()
+
+
 class FieldsOr(wq.Or):
     """One word in each text field. Always a lazy tree of union matchers: Whoosh's default for
     small segments reads every posting of every term into arrays up front, which costs more
@@ -574,6 +693,10 @@ class BoundedPrefix(wq.Prefix):
     matching terms: `a*` on a big index must not turn into ten thousand term lookups."""
 
     def _btexts(self, ixreader):  # type: ignore[override]
+        # Whoosh asks twice per search (size estimate, then matcher): expand once per reader.
+        cached = self.__dict__.get("_expansion")
+        if cached is not None and cached[0] is ixreader:
+            return cached[1]
         found: list[tuple[int, bytes]] = []
         for count, (text, info) in enumerate(ixreader.iter_prefix(self.fieldname, self.text)):
             if count >= MAX_PREFIX_SCAN:
@@ -581,7 +704,9 @@ class BoundedPrefix(wq.Prefix):
             found.append((info.doc_frequency(), text))
         found.sort(key=lambda item: -item[0])
         field_type = ixreader.schema[self.fieldname]
-        return [field_type.to_bytes(text) for _, text in found[:MAX_EXPANSION]]
+        expansion = [field_type.to_bytes(text) for _, text in found[:MAX_EXPANSION]]
+        self.__dict__["_expansion"] = (ixreader, expansion)
+        return expansion
 
 
 class MinimumMatch(wq.CompoundQuery):
