@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 from searchd.folder import FileRules, walk
 from searchd.index import IndexMissing, IndexReader, read_manifest, read_status
 
@@ -151,15 +153,30 @@ class Searchd:
             raise AssertionError(f"searchd {self.command} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
         return True
 
-    def kill9(self) -> None:
+    def kill9(self, grace: float = 10.0) -> list[str]:
+        """SIGKILL the process; returns its child processes (parser workers) still alive after
+        `grace` seconds (and then kills them, so that no test leaves processes behind)."""
         assert self.proc is not None
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self._log.close()
+        _, alive = psutil.wait_procs(children, timeout=grace)
+        survivors = [" ".join(child.cmdline()[:3]) + f" (pid {child.pid})" for child in alive if child.is_running()]
+        for child in alive:
+            child.kill()
+        return survivors
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait: the graceful stop an operator (or systemd) does."""
         assert self.proc is not None
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -168,6 +185,9 @@ class Searchd:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for child in alive:  # never leave a worker behind, whatever the daemon did
+            child.kill()
         return self.proc.returncode
 
     def log(self) -> str:

@@ -115,7 +115,8 @@ def test_kill9_during_bulk_index_and_live_updates(tmp_path: Path, spawn) -> None
         status = read_status(index_dir)
         mine = status.get("pid") == daemon.proc.pid
         killed_while.append("starting" if not mine else f"{status.get('status')}:{status.get('pending')}")
-        daemon.kill9()
+        orphans = daemon.kill9()
+        assert not orphans, f"round {round_number}: processes outlived the killed daemon: {orphans}"
         if not bulk:
             stop_churn.set()
             writer.join()
