@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from relkit import article_text, get, status_json, wait_until
+from relkit import article_text, cli, get, status_json, wait_until
 
 MB = 1024 * 1024
 
@@ -157,6 +157,9 @@ def test_hostile_files_at_startup_and_live(tmp_path: Path, spawn) -> None:
     server = spawn("serve", folder, index_dir)
     server.wait_ready().wait_caught_up(timeout=120)
     check_outcomes(server.port, index_dir, "boot", hostile_cases("boot"))
+    operator_text = cli("status", "--index", str(index_dir)).stdout  # the human-readable form too
+    assert "boot/binary.txt: binary data, not text" in operator_text, operator_text
+    assert "boot/big-50mb.txt: too large (50.0 MB > limit 10.0 MB)" in operator_text, operator_text
 
     # The same files again, now arriving while the daemon watches; plus files deleted at once.
     cases = hostile_cases("live")
