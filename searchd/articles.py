@@ -15,6 +15,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import lru_cache
+from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
@@ -358,21 +360,25 @@ def _markdown_to_paragraphs(markdown: str) -> tuple[str, list[str]]:
     return heading, split_blocks("\n".join(lines))
 
 
-def _load_front_matter(source: str) -> Any:
-    """YAML front matter -> Python data, with the safe loader and without aliases: a few hundred
-    bytes of nested aliases ("billion laughs") would otherwise expand to millions of strings."""
+@lru_cache(maxsize=1)
+def _no_alias_loader() -> type:
+    """PyYAML's safe loader, refusing aliases: a few hundred bytes of nested aliases ("billion
+    laughs") would otherwise expand to millions of strings."""
     import yaml
 
-    class _NoAliasLoader(yaml.SafeLoader):
+    class NoAliasLoader(yaml.SafeLoader):
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
                 raise yaml.composer.ComposerError(
-                    None, None, "YAML aliases are not accepted in front matter", event.start_mark
+                    None, None, "YAML aliases are not accepted in front matter", self.peek_event().start_mark
                 )
             return super().compose_node(parent, index)
 
-    loader = _NoAliasLoader(source)
+    return NoAliasLoader
+
+
+def _load_front_matter(source: str) -> Any:
+    loader = _no_alias_loader()(source)
     try:
         return loader.get_single_data()
     finally:
@@ -476,44 +482,46 @@ _BLOCK_TAGS = frozenset(
 _INVISIBLE_TAGS = frozenset(("script", "style", "noscript", "template"))
 
 
+class _FlatText(HTMLParser):
+    """Collects the title and the visible text of any HTML, however deep: a streaming parse that
+    keeps no tree, so libxml2's depth and text-node limits do not apply."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: list[str] = []
+        self.chunks: list[str] = []
+        self.hidden = 0
+        self.in_title = False
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "title":
+            self.in_title = True
+        elif tag in _INVISIBLE_TAGS:
+            self.hidden += 1
+        elif tag in _BLOCK_TAGS:
+            self.chunks.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        elif tag in _INVISIBLE_TAGS:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in _BLOCK_TAGS:
+            self.chunks.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title.append(data)
+        elif not self.hidden:
+            self.chunks.append(data)
+
+
 def _flat_html_text(text: str) -> tuple[str, list[str]]:
-    """(title, paragraphs) of any HTML, however deep: a streaming parse that keeps no tree."""
-    from html.parser import HTMLParser
-
-    title: list[str] = []
-    chunks: list[str] = []
-    hidden = 0
-    in_title = False
-
-    class _Flat(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: Any) -> None:
-            nonlocal hidden, in_title
-            if tag == "title":
-                in_title = True
-            elif tag in _INVISIBLE_TAGS:
-                hidden += 1
-            elif tag in _BLOCK_TAGS:
-                chunks.append("\n\n")
-
-        def handle_endtag(self, tag: str) -> None:
-            nonlocal hidden, in_title
-            if tag == "title":
-                in_title = False
-            elif tag in _INVISIBLE_TAGS:
-                hidden = max(0, hidden - 1)
-            elif tag in _BLOCK_TAGS:
-                chunks.append("\n\n")
-
-        def handle_data(self, data: str) -> None:
-            if in_title:
-                title.append(data)
-            elif not hidden:
-                chunks.append(data)
-
-    parser = _Flat(convert_charrefs=True)
+    """(title, paragraphs) of any HTML."""
+    parser = _FlatText()
     parser.feed(text)
     parser.close()
-    return _text_value("".join(title)), split_blocks("".join(chunks))
+    return _text_value("".join(parser.title)), split_blocks("".join(parser.chunks))
 
 
 def parse_json(text: str) -> dict[str, Any]:
