@@ -154,6 +154,7 @@ def test_web_process_serves_a_read_only_index(tmp_path: Path, spawn) -> None:
     (folder / "news").mkdir(parents=True)
     for number in range(15):
         (folder / "news" / f"ro{number}.txt").write_text(article_text(f"readonly{number:02d}"))
+    (folder / "news" / "broken.json").write_text('{"title": ')  # its skip reason must reach the web process
     assert cli("index", "--folder", str(folder), "--index", str(index_dir)).returncode == 0
     daemon = spawn("watch", folder, index_dir)  # the one writer, with write access
     daemon.wait_caught_up()
@@ -168,6 +169,7 @@ def test_web_process_serves_a_read_only_index(tmp_path: Path, spawn) -> None:
         assert get(web.port, "/api/doc/news/ro5.txt").json()["id"] == "news/ro5.txt"
         health = get(web.port, "/healthz").json()
         assert health["documents"] == 15, health
+        assert "malformed JSON" in health["skipped"]["news/broken.json"], health  # from the daemon's status file
         # The daemon writes through its own path; the read-only reader sees the new commit.
         (folder / "news" / "fresh.txt").write_text(article_text("freshwhilero"))
         wait_until(lambda: search_ids(web.port, "freshwhilero") == ["news/fresh.txt"], 15, what="reader to see the commit")
