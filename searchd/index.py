@@ -30,6 +30,7 @@ from typing import Any, Callable
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Prefix
+from whoosh.searching import Searcher as WhooshSearcher
 from whoosh.writing import CLEAR, NO_MERGE
 
 from .articles import Article
@@ -406,13 +407,14 @@ class IndexWriter:
         self._remove_unpublished(keep=Path(self.ix.storage.folder))
         self.last_commit: float | None = None
         self.commits = 0
+        self._lookup: Any = None  # a reader kept across commits to find the documents to replace
 
     def _open(self) -> whoosh_index.Index:
         directory = current_dir(self.index_dir)
         if directory is not None and directory.exists():
             meta = _read_meta(directory)
             try:
-                ix = whoosh_index.open_dir(str(directory))
+                ix = _RefreshSafeIndex(FileStorage(str(directory)))
                 read_manifest(ix)  # opens every segment: damage past the TOC shows up here, not later
             except Exception as exc:  # any damage at all: rebuild, never delete in place
                 self.rebuild_reason = f"index {directory.name} cannot be opened ({type(exc).__name__}: {exc})"
@@ -444,7 +446,8 @@ class IndexWriter:
     def _create(self, publish: bool) -> whoosh_index.Index:
         directory = self.index_dir / _next_dir_name(self.index_dir)
         directory.mkdir()
-        ix = whoosh_index.create_in(str(directory), build_schema())
+        whoosh_index.create_in(str(directory), build_schema())
+        ix = _RefreshSafeIndex(FileStorage(str(directory)))
         _write_atomic(directory / META, json.dumps({"schema_version": SCHEMA_VERSION, "created": time.time()}))
         if publish:
             _write_atomic(self.index_dir / CURRENT, directory.name + "\n")
@@ -490,18 +493,34 @@ class IndexWriter:
             return
         writer = self.ix.writer(limitmb=128)
         try:
+            # Whoosh's update_document opens every segment afresh (copying each terms file into
+            # memory) on every writer: most of a small commit's time on a large index. A reader
+            # kept across commits, refreshed segment by segment, finds the documents to replace;
+            # it sees exactly the writer's segments, in the same order, as we hold the lock.
+            self._lookup = self.ix.reader(reuse=self._lookup)
+            lookup = WhooshSearcher(self._lookup)
+            upserts = batch.unique_upserts()
             for prefix in dict.fromkeys(batch.delete_prefixes):
-                writer.delete_by_query(Prefix("id", prefix))
-            for doc_id in dict.fromkeys(batch.deletes):
-                writer.delete_by_term("id", doc_id)
-            for article in batch.unique_upserts():
-                writer.update_document(**to_document(article))
+                writer.delete_by_query(Prefix("id", prefix), searcher=lookup)
+            for doc_id in dict.fromkeys([*batch.deletes, *(article.id for article in upserts)]):
+                writer.delete_by_term("id", doc_id, searcher=lookup)
+            for article in upserts:
+                writer.add_document(**to_document(article))
             writer.commit(mergetype=NO_MERGE)
         except BaseException:
             _cancel(writer)
+            self._forget_lookup()
             raise
         self.last_commit = time.time()
         self.commits += 1
+
+    def _forget_lookup(self) -> None:
+        if self._lookup is not None:
+            try:
+                self._lookup.close()
+            except Exception:
+                pass
+            self._lookup = None
 
     def segment_count(self) -> int:
         return len(self.ix._segments())

@@ -78,13 +78,17 @@ def folder(tmp_path: Path) -> Path:
 def test_sigterm_commits_what_is_pending_and_exits_zero(folder, tmp_path, procs):
     index_dir, log = tmp_path / "index", tmp_path / "watch.log"
     write(folder / "a.txt", article("alpha"))
-    # A long debounce keeps the new file pending (seen, not committed) when SIGTERM arrives.
+    write(folder / "old.txt", article("old"))
+    # A long debounce keeps the changes pending (seen, not committed) when SIGTERM arrives. (A
+    # file closed after writing is indexed at once whatever the debounce; a rename or a delete
+    # waits for it.)
     proc = start_watch(folder, index_dir, log, SEARCHD_DEBOUNCE="30")
     procs.append(proc)
     wait_ready(proc, index_dir)
-    write(folder / "late.txt", article("late"))
+    atomic_save(folder / "late.txt", article("late"))
+    (folder / "old.txt").unlink()
     time.sleep(0.5)
-    assert "late.txt" not in index_view(index_dir)
+    assert set(index_view(index_dir)) == {"a.txt", "old.txt"}
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0, log.read_text()
