@@ -301,6 +301,7 @@ def test_unopenable_index_is_rebuilt_and_kept_aside(folder, index_dir, damage):
         assert daemon.status()["rebuilding"] == ""
 
 
+@pytest.mark.slow
 def test_a_burst_of_new_files_costs_few_commits(folder, index_dir):
     with running(folder, index_dir):
         before = generation(index_dir)
