@@ -65,9 +65,10 @@ def targets(results: dict) -> list[dict]:
 
 def markdown(results: dict, chart_prefix: str = "") -> str:
     m = results["machine"]
+    commands = results.get("commands") or [results["command"]]
     out = [
-        f"Command: `.venv/bin/python {results['command']}` "
-        f"({'quick mode' if results['quick'] else 'full run'}), started {results['started']}, "
+        "Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`.venv/bin/python {c}`" for c in commands)
+        + f" ({'quick mode' if results['quick'] else 'full run'}), started {results['started']}, "
         f"finished {results.get('finished', '?')}.",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}; "

@@ -177,6 +177,18 @@ def prepare(work: Path, archives: dict[str, Path], quick: bool, scale: int, only
     return made
 
 
+def merge(runs: list[dict]) -> dict:
+    """Several runs (e.g. the large corpus run on its own for time) as one set of figures; every
+    run's command, start and load average are kept."""
+    merged = {**runs[0], "corpora": [c for run in runs for c in run["corpora"]],
+              "commands": [run["command"] for run in runs],
+              "finished": runs[-1].get("finished", runs[-1]["started"]),
+              "load_average_end": runs[-1].get("load_average_end", runs[-1]["load_average_start"])}
+    merged["runs"] = [{k: run.get(k) for k in ("command", "started", "finished", "load_average_start", "load_average_end")}
+                      for run in runs]
+    return merged
+
+
 def _count_queries() -> int:
     lines = (HERE / "queries.txt").read_text(encoding="utf-8").splitlines()
     return sum(1 for line in lines if line.strip() and not line.lstrip().startswith("#"))
@@ -199,6 +211,9 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="write the figures, tables and charts into docs/")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild results.md and the charts (and docs/ with --publish) from --out/results.json")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="RESULTS_JSON",
+                        help="combine the corpora of several results.json files (runs of this script with --only) "
+                             "into --out/results.json, then report as --report-only does")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--index", help=argparse.SUPPRESS)
@@ -212,6 +227,10 @@ def main() -> None:
         worker(args)
         return
 
+    if args.merge:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(merge([json.loads(p.read_text()) for p in args.merge]), indent=1))
+        args.report_only = True
     if args.report_only:
         import report
 
