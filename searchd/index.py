@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,11 @@ class IndexBusy(Exception):
 
 class IndexMissing(Exception):
     pass
+
+
+class Interrupted(Exception):
+    """A large batch was abandoned (its writer cancelled) because the process is stopping; the
+    index keeps its last commit and the next reconcile redoes the work."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +414,9 @@ class IndexWriter:
         self.last_commit: float | None = None
         self.commits = 0
         self._lookup: Any = None  # a reader kept across commits to find the documents to replace
+        # Set when the process is stopping: a large batch is then abandoned between documents
+        # (SIGTERM must not wait for thousands of documents to be analysed).
+        self.stop_requested: threading.Event | None = None
 
     def _open(self) -> whoosh_index.Index:
         directory = current_dir(self.index_dir)
@@ -504,7 +513,9 @@ class IndexWriter:
                 writer.delete_by_query(Prefix("id", prefix), searcher=lookup)
             for doc_id in dict.fromkeys([*batch.deletes, *(article.id for article in upserts)]):
                 writer.delete_by_term("id", doc_id, searcher=lookup)
-            for article in upserts:
+            for number, article in enumerate(upserts):
+                if number % 50 == 49 and self.stop_requested is not None and self.stop_requested.is_set():
+                    raise Interrupted(f"stopping: {len(upserts) - number} documents of this batch not indexed")
                 writer.add_document(**to_document(article))
             writer.commit(mergetype=NO_MERGE)
         except BaseException:

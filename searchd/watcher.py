@@ -36,7 +36,7 @@ from watchdog.observers.polling import PollingObserver
 from .articles import FileStamp, stamp_of
 from .config import Config
 from .folder import FileRules, walk
-from .index import MAX_SEGMENTS, ChangeBatch, Indexed, IndexStats, IndexWriter, WriterLock, write_status
+from .index import MAX_SEGMENTS, ChangeBatch, Indexed, Interrupted, IndexStats, IndexWriter, WriterLock, write_status
 from .sync import SyncReport, parse_all, reconcile
 
 log = logging.getLogger("searchd.daemon")
@@ -46,7 +46,7 @@ _MAX_BATCH_DELAY = 0.5  # a settled change waits at most this long for others to
 _IDLE_MERGE_AFTER = 1.0  # seconds without work before segments are merged
 _HARD_SEGMENT_FACTOR = 2  # past max_segments * this, merge even while busy (constant churn)
 _HEALTH_EVERY = 1.0  # seconds between observer health checks (and status updates while busy)
-_RETRY_FIRST, _RETRY_MAX = 0.5, 30.0  # back-off after a failed commit (disk full, read-only)
+_RETRY_FIRST, _RETRY_MAX = 0.5, 8.0  # back-off after a failed commit (disk full, read-only)
 _STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
 _POLL_INTERVAL = 1.0
 # A new file is expected to be closed by the program writing it (inotify reports the close); one
@@ -160,6 +160,7 @@ class Daemon:
         self.lock.acquire()
         try:
             self.writer = IndexWriter(self.index_dir, self.max_segments)
+            self.writer.stop_requested = self._stop
             self._stats = self.writer.stats()
             self._start_observer()
         except BaseException:
@@ -354,8 +355,11 @@ class Daemon:
                     batch_size=self.config.batch_size, progress=progress, on_skip=on_skip,
                 )
                 break
-            except _Stopping:
-                raise
+            except (_Stopping, Interrupted) as exc:
+                if startup:
+                    raise _Stopping from exc
+                log.info("rescan interrupted by stop; the next start-up reconcile finishes it")
+                return
             except Exception as exc:  # disk full, folder gone for a moment: retry, keep serving
                 self._note_error(f"{'start-up reconcile' if startup else 'rescan'} failed, will retry: "
                                  f"{type(exc).__name__}: {exc}")

@@ -392,10 +392,10 @@ def test_a_full_disk_keeps_the_last_good_index_and_converges_later(folder, small
         for i in range(20):
             write(folder / f"new{i}.txt", article(f"pending{i} " + "filler " * 2000))
         (folder / "a.txt").unlink()
-        eventually(lambda: "commit failed" in daemon.status()["error"], timeout=5)
+        eventually(lambda: "commit failed" in daemon.status()["error"], timeout=10)
         assert hits(searcher, "alpha") == {"a.txt"}  # readers keep the last good state
         assert daemon.status()["status"] == "degraded" and daemon.status()["pending"] > 0
         filler.unlink()
-        assert_index_equals_folder(folder, index_dir, timeout=10)
+        assert_index_equals_folder(folder, index_dir, timeout=20)  # within one back-off (<= 8 s)
         eventually(lambda: daemon.status()["error"] == "")
         assert hits(searcher, "alpha") == set()

@@ -227,3 +227,22 @@ def test_status_command_and_log_levels(folder, tmp_path, procs):
     lines = loud_log.read_text().splitlines()
     assert sum("committed" in line and "c.txt" in line for line in lines) == 1
     assert all(" INFO " in line or " WARNING " in line for line in lines if line.startswith("20"))
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_bulk_index_stops_within_seconds(folder, tmp_path, procs):
+    index_dir, log = tmp_path / "index", tmp_path / "watch.log"
+    for i in range(1500):
+        write(folder / f"d{i % 10}" / f"f{i}.txt", article(f"bulk{i}"))
+    proc = start_watch(folder, index_dir, log)
+    procs.append(proc)
+    eventually(lambda: read_status(index_dir).get("pending", 0) > 0, timeout=30, interval=0.01)
+    time.sleep(1.0)  # well inside the first batch of 1,000 documents
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    assert time.monotonic() - started < 5, log.read_text()
+    assert "stopped during the start-up reconcile" in log.read_text()
+    eventually(lambda: not processes_of(index_dir), timeout=5)
+    with running(folder, index_dir):  # the next start finishes the job
+        assert_index_equals_folder(folder, index_dir, timeout=0.1)
