@@ -57,15 +57,31 @@ FIELD_NAMES = {
 class Ranking:
     """The tunable part of ranking. Defaults are the configuration measured in docs/relevance.md."""
 
-    field_weights: tuple[tuple[str, float], ...] = (("title", 2.0), ("subtitle", 1.5), ("summary", 1.5), ("body", 1.0))
+    field_weights: tuple[tuple[str, float], ...] = (("title", 1.5), ("subtitle", 1.2), ("summary", 1.2), ("body", 1.0))
     # Up to this many words, every word is required (keyword search).
     all_required_up_to: int = 3
-    # Past it, this share of the words must match (rounded down, at least all_required_up_to).
-    should_match: float = 0.3
-    # Neighbouring words within this many positions (in order) earn the proximity bonus.
+    # Up to keyword_words words, this share of them must match (a list of keywords: most of
+    # them expected); past it the query is a sentence or a question, of which only
+    # long_query_minimum words must match: the rest rank (see docs/relevance.md for why).
+    keyword_words: int = 6
+    should_match: float = 0.6
+    long_query_minimum: int = 2
+    # Neighbouring words within this many positions (in order) earn the proximity bonus, in
+    # queries of up to proximity_max_words words (keyword queries: "prime minister"). On
+    # sentence-long queries it cost nDCG (docs/relevance.md).
     proximity_slop: int = 3
+    proximity_max_words: int = 4
     # Weight of the proximity bonus relative to the words' own scores (0 switches it off).
     proximity_weight: float = 0.3
+    # Coordination: a long query's score is multiplied by (words matched / words) ** this, so
+    # that articles with more of the words rank higher (0 switches it off).
+    coordination: float = 0.0
+    # Pseudo-relevance feedback for queries of at least feedback_min_words plain words: the key
+    # terms (Bo1) of the first feedback_docs results re-rank the matches, with this weight.
+    feedback_docs: int = 0
+    feedback_terms: int = 10
+    feedback_weight: float = 0.3
+    feedback_min_words: int = 4
     # BM25 saturation (K1) and length normalisation (B), per field; "*" for the rest.
     bm25: tuple[tuple[str, float, float], ...] = (("*", 1.2, 0.75),)
     # True BM25F for words: weighted, length-normalised frequencies summed over the fields
@@ -83,9 +99,12 @@ class Ranking:
         return dict(self.field_weights)
 
     def minimum_match(self, words: int) -> int:
+        """Few keywords: all. A longer list of keywords: most. A sentence: long_query_minimum."""
         if words <= self.all_required_up_to:
             return words
-        return max(self.all_required_up_to if self.should_match >= 0.5 else 1, int(words * self.should_match))
+        if words <= self.keyword_words:
+            return max(self.long_query_minimum, math.ceil(words * self.should_match - 1e-9))
+        return self.long_query_minimum
 
 
 class FieldBM25(scoring.BM25F):
@@ -114,6 +133,8 @@ class ParsedQuery:
     notice: str = ""
     # A looser reading (any of the words) to fall back to when the strict one finds nothing.
     relaxed: wq.Query | None = None
+    # The analysed words when the query is plain words only (no operators, fields, phrases).
+    words: tuple[str, ...] = ()
 
 
 # --- lexing ----------------------------------------------------------------------------------
@@ -166,7 +187,8 @@ def lex(text: str) -> tuple[list[Token], list[str]]:
             i = end
             if word in OPERATORS or word in ("&&", "||"):
                 tokens.append(Token("op", {"&&": "AND", "||": "OR"}.get(word, word)))
-            elif word.startswith("-") and len(word) > 1 and (word[1].isalnum() or word[1] == "-"):
+            elif word.startswith("-") and len(word) > 1 and word[1].isalpha():
+                # "-word" excludes; "-2" or "-3" (as in "E2f-1, -2, -3") is a number, not an operator.
                 tokens.append(Token("op", "NOT"))
                 tokens.append(Token("word", word.lstrip("-")))
             elif word == "-" and i < n and text[i] in '"(':
@@ -334,7 +356,7 @@ class QueryReader:
             if build.dropped_words and not build.had_terms:
                 notices.append("only very common words, which are not indexed: nothing to search for")
             return ParsedQuery(wq.NullQuery, _notice(notices))
-        return ParsedQuery(query.normalize(), _notice(notices), build.relaxed)
+        return ParsedQuery(query.normalize(), _notice(notices), build.relaxed, tuple(build.plain_words))
 
     # --- pieces used by the builder ---
 
@@ -346,9 +368,15 @@ class QueryReader:
             return BM25FWord([wq.Term(f, term) for f in self.weights], self.ranking, boost=boost)
         return FieldsOr([wq.Term(f, term, boost=w * boost) for f, w in self.weights.items()])
 
+    def feedback(self, query: wq.Query, terms: list[tuple[str, float]], original: tuple[str, ...]) -> wq.Query:
+        """The query re-ranked by expansion terms: they add to the score of its matches only."""
+        weight = self.ranking.feedback_weight
+        extra = [self.word_query(t, boost=weight * w) for t, w in terms if t not in original]
+        return wq.AndMaybe(query, wq.Or(extra)) if extra else query
+
     def proximity(self, terms: list[str]) -> wq.Query | None:
         ranking = self.ranking
-        if ranking.proximity_weight <= 0 or len(terms) < 2:
+        if ranking.proximity_weight <= 0 or not 2 <= len(terms) <= ranking.proximity_max_words:
             return None
         pairs = [(a, b) for a, b in zip(terms, terms[1:]) if a != b]
         clauses = [
@@ -369,6 +397,7 @@ class _Build:
         self.reader = reader
         self.notices = notices
         self.relaxed: wq.Query | None = None
+        self.plain_words: list[str] = []
         self.dropped_words = False
         self.had_terms = False
 
@@ -413,10 +442,13 @@ class _Build:
         scoring = None
         if unique:
             word_queries = [self.reader.word_query(t) for t in unique]
-            minimum = self.reader.ranking.minimum_match(len(unique))
-            scoring = _min_match(word_queries, minimum)
+            ranking = self.reader.ranking
+            minimum = ranking.minimum_match(len(unique))
+            scoring = _min_match(word_queries, minimum, ranking.coordination)
             if top and minimum > 1 and not required:
-                self.relaxed = _min_match(word_queries, 1)
+                self.relaxed = _min_match(word_queries, 1, ranking.coordination)
+        if top and not required and not excluded:
+            self.plain_words = unique
         parts = ([scoring] if scoring is not None else []) + required
         if not parts:
             if excluded:
@@ -561,14 +593,14 @@ def _period(text: str) -> tuple[datetime, datetime] | None:
     return None
 
 
-def _min_match(queries: list[wq.Query], minimum: int) -> wq.Query:
+def _min_match(queries: list[wq.Query], minimum: int, coordination: float = 0.0) -> wq.Query:
     if len(queries) == 1:
         return queries[0]
     if minimum >= len(queries):
         return wq.And(queries)
-    if minimum <= 1:
+    if minimum <= 1 and not coordination:
         return wq.Or(queries)
-    return MinimumMatch(queries, minimum)
+    return MinimumMatch(queries, max(1, minimum), coordination=coordination)
 
 
 class BM25FWord(wq.CompoundQuery):
@@ -716,15 +748,17 @@ class MinimumMatch(wq.CompoundQuery):
 
     JOINT = " MM "
 
-    def __init__(self, subqueries: list[wq.Query], minmatch: int = 1, boost: float = 1.0):
+    def __init__(self, subqueries: list[wq.Query], minmatch: int = 1, boost: float = 1.0, coordination: float = 0.0):
         super().__init__(subqueries, boost=boost)
         self.minmatch = minmatch
+        self.coordination = coordination
 
     def __eq__(self, other: object) -> bool:
-        return super().__eq__(other) and getattr(other, "minmatch", None) == self.minmatch
+        return (super().__eq__(other) and getattr(other, "minmatch", None) == self.minmatch
+                and getattr(other, "coordination", None) == self.coordination)
 
     def __hash__(self) -> int:
-        return hash((super().__hash__(), self.minmatch))
+        return hash((super().__hash__(), self.minmatch, self.coordination))
 
     def __repr__(self) -> str:
         return f"MinimumMatch({self.subqueries!r}, {self.minmatch})"
@@ -734,18 +768,21 @@ class MinimumMatch(wq.CompoundQuery):
         subs = [q for q in subs if q is not wq.NullQuery]
         if len(subs) < self.minmatch:
             return wq.NullQuery
-        return _min_match(subs, self.minmatch) if len(subs) != len(self.subqueries) else MinimumMatch(subs, self.minmatch, self.boost)
+        if len(subs) != len(self.subqueries):
+            return _min_match(subs, self.minmatch, self.coordination)
+        return MinimumMatch(subs, self.minmatch, self.boost, self.coordination)
 
     def requires(self) -> set:
         return set()
 
     def _matcher(self, subs, searcher, context):  # type: ignore[override]
         children = [q.matcher(searcher, context) for q in subs]
-        return MinimumMatchMatcher(children, self.minmatch, self.boost)
+        return MinimumMatchMatcher(children, self.minmatch, self.boost, self.coordination)
 
 
 class MinimumMatchMatcher(mcore.Matcher):
-    def __init__(self, children: list[mcore.Matcher], minimum: int, boost: float = 1.0):
+    def __init__(self, children: list[mcore.Matcher], minimum: int, boost: float = 1.0, coordination: float = 0.0):
+        self._coordination = coordination
         self._all = children
         self._children = [c for c in children if c.is_active()]
         self._minimum = max(1, minimum)
@@ -793,7 +830,11 @@ class MinimumMatchMatcher(mcore.Matcher):
             self._find(target)
 
     def score(self) -> float:
-        return self._boost * sum(c.score() for c in self._children if c.is_active() and c.id() == self._id)
+        here = [c for c in self._children if c.is_active() and c.id() == self._id]
+        score = self._boost * sum(c.score() for c in here)
+        if self._coordination:
+            score *= (len(here) / len(self._all)) ** self._coordination
+        return score
 
     def weight(self) -> float:
         return sum(c.weight() for c in self._children if c.is_active() and c.id() == self._id)
@@ -811,7 +852,7 @@ class MinimumMatchMatcher(mcore.Matcher):
         return list(self._children)
 
     def copy(self) -> "MinimumMatchMatcher":
-        return MinimumMatchMatcher([c.copy() for c in self._all], self._minimum, self._boost)
+        return MinimumMatchMatcher([c.copy() for c in self._all], self._minimum, self._boost, self._coordination)
 
     def reset(self) -> None:
         for child in self._all:

@@ -256,7 +256,7 @@ class Searcher:
                 run: Callable[[WhooshSearcher, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None]:
         """The query as read; with few hits, a did-you-mean; with none, the corrected query's
         results or else those of the looser reading (any of the words), each saying so."""
-        page = run(searcher, parsed.query, request)
+        page = run(searcher, self._with_feedback(searcher, parsed), request)
         notice = parsed.notice
         suggestion = None
         if page.total < FEW_HITS:
@@ -269,6 +269,18 @@ class Searcher:
                 if page.total:
                     notice = _join(notice, "no article has all the words; showing articles with some of them")
         return page, notice, suggestion
+
+    def _with_feedback(self, searcher: WhooshSearcher, parsed: ParsedQuery) -> wq.Query:
+        """Pseudo-relevance feedback (off unless Ranking.feedback_docs is set)."""
+        ranking = self.ranking
+        if not ranking.feedback_docs or len(parsed.words) < ranking.feedback_min_words:
+            return parsed.query
+        top = searcher.search(parsed.query, limit=ranking.feedback_docs)
+        text = "\n".join(f"{hit.get('title', '')}\n{hit.get('body', '')}" for hit in top)
+        if not text.strip():
+            return parsed.query
+        terms = searcher.key_terms_from_text("body", text, numterms=ranking.feedback_terms, normalize=True)
+        return self._local.query_reader.feedback(parsed.query, terms, parsed.words)
 
     def ranked_ids(self, text: str, limit: int = 100) -> list[str]:
         """The ids `search(SearchRequest(q=text, size=limit))` would return, in order, without the
