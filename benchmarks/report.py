@@ -146,6 +146,13 @@ def charts(results: dict, out: Path) -> None:
             points = [(c["documents"], c["engines"][engine]["latency"][f"{q}_ms"]) for c in corpora if engine in c["engines"]]
             if points:
                 ax.plot(*zip(*points), marker="o", label=LABELS[engine])
+        ref = _reference(results)
+        if ref is not None and "searchd" in ref["engines"] and len(corpora) > 1:
+            # Linear growth from searchd's Reuters point: the target's upper bound.
+            sizes = [c["documents"] for c in corpora]
+            base = ref["engines"]["searchd"]["latency"][f"{q}_ms"]
+            line = [(n, base * n / ref["documents"]) for n in (ref["documents"], max(sizes))]
+            ax.plot(*zip(*line), linestyle=":", color="grey", label="linear growth (searchd)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("articles in the corpus")
