@@ -60,11 +60,10 @@ class Ranking:
     field_weights: tuple[tuple[str, float], ...] = (("title", 1.5), ("subtitle", 1.2), ("summary", 1.2), ("body", 1.0))
     # Up to this many words, every word is required (keyword search).
     all_required_up_to: int = 3
-    # Up to keyword_words words, this share of them must match (a list of keywords: most of
-    # them expected); past it the query is a sentence or a question, of which only
-    # long_query_minimum words must match: the rest rank (see docs/relevance.md for why).
-    keyword_words: int = 6
-    should_match: float = 0.6
+    # Past it, the query is read as a sentence or a question: this share of its words must
+    # match, and at least long_query_minimum; the rest only rank (docs/relevance.md: asking for
+    # more cost recall, since evidence often shares few words with a claim).
+    should_match: float = 0.2
     long_query_minimum: int = 2
     # Neighbouring words within this many positions (in order) earn the proximity bonus, in
     # queries of up to proximity_max_words words (keyword queries: "prime minister"). On
@@ -99,12 +98,10 @@ class Ranking:
         return dict(self.field_weights)
 
     def minimum_match(self, words: int) -> int:
-        """Few keywords: all. A longer list of keywords: most. A sentence: long_query_minimum."""
+        """A few keywords: all of them. Anything longer: a share, at least long_query_minimum."""
         if words <= self.all_required_up_to:
             return words
-        if words <= self.keyword_words:
-            return max(self.long_query_minimum, math.ceil(words * self.should_match - 1e-9))
-        return self.long_query_minimum
+        return max(self.long_query_minimum, math.ceil(words * self.should_match - 1e-9))
 
 
 class FieldBM25(scoring.BM25F):

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from rapidfuzz import process as fuzz_process
 from rapidfuzz.distance import Levenshtein
@@ -297,7 +297,7 @@ class Searcher:
         fetch = _fetch(request)
         results = searcher.search(query, limit=fetch)
         top = results[:fetch]
-        groups = fold_duplicates([(hit, hit.fields()) for hit in top], [hit.score or 0.0 for hit in top])
+        groups = fold_duplicates(_lazy(searcher, top), [hit.score or 0.0 for hit in top])
         hits = [_make_hit(fields, "", float(hit.score or 0.0), len(group) - 1) for (hit, fields), group in groups[: request.size]]
         # Only "none" and "a few" matter here: a full count would be a second pass.
         return _Page(total=results.scored_length(), hits=hits, facets={})
@@ -324,7 +324,7 @@ class Searcher:
         results.formatter = self._formatter
         top = results[: kwargs["limit"]]
         scores = [hit.score or 0.0 for hit in top] if request.sort == "relevance" else None
-        groups = fold_duplicates([(hit, hit.fields()) for hit in top], scores)
+        groups = fold_duplicates(_lazy(searcher, top), scores)
         start = (request.page - 1) * request.size
         hits = [self._hit(hit, fields, len(group) - 1) for (hit, fields), group in groups[start:start + request.size]]
         facets = {
@@ -499,9 +499,10 @@ class _Signature:
     """What decides that two articles are the same: the file checksum, or (near-identical) the
     overlap of their word 4-shingles, computed only when a comparison needs them."""
 
-    def __init__(self, fields: dict[str, Any], score: float):
+    def __init__(self, fields: Mapping[str, Any], score: float):
         self.fields = fields
-        self.checksum = str(fields.get("checksum") or "")
+        checksum = fields.checksum if isinstance(fields, _LazyFields) else fields.get("checksum")
+        self.checksum = str(checksum or "")
         self.score = score
         self._shingles: frozenset[int] | None = None
 
@@ -529,6 +530,36 @@ class _Signature:
 
 
 T = TypeVar("T")
+
+
+class _LazyFields(Mapping[str, Any]):
+    """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
+    (a column, cheap) of every fetched hit but the text of only a few."""
+
+    def __init__(self, hit: WhooshHit, checksum: Any):
+        self._hit = hit
+        self._data: dict[str, Any] | None = None
+        self.checksum = checksum.decode("ascii", "replace") if isinstance(checksum, bytes) else checksum
+
+    def _load(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._hit.fields()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def _lazy(searcher: WhooshSearcher, hits: Any) -> list[tuple[WhooshHit, _LazyFields]]:
+    reader = searcher.reader()
+    checksums = reader.column_reader("checksum") if reader.has_column("checksum") else None
+    return [(hit, _LazyFields(hit, checksums[hit.docnum] if checksums is not None else None)) for hit in hits]
 
 
 def fold_duplicates(ranked: list[tuple[T, dict[str, Any]]], scores: list[float] | None = None) -> list[tuple[tuple[T, dict[str, Any]], list[T]]]:
