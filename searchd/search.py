@@ -8,6 +8,7 @@ nothing to re-open.
 from __future__ import annotations
 
 import html
+import logging
 import re
 import threading
 import time
@@ -23,6 +24,8 @@ from whoosh.searching import Hit as WhooshHit, Searcher as WhooshSearcher
 
 from .index import IndexMissing, IndexReader
 from .query import MAX_EXPANSION, MAX_QUERY_CHARS, ParsedQuery, QueryReader, Ranking
+
+log = logging.getLogger("searchd.search")
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1000
@@ -198,6 +201,7 @@ class Searcher:
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[str, int] | None = None
         self._vocabulary_lock = threading.Lock()
+        self._vocabulary_thread: threading.Thread | None = None
         self._formatter = _MarkFormatter()
         self._fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
 
@@ -354,18 +358,42 @@ class Searcher:
     # --- did you mean ---------------------------------------------------------------------------
 
     def vocabulary(self) -> Vocabulary:
-        """The shared in-memory vocabulary, rebuilt after commits at most every VOCABULARY_MAX_AGE."""
+        """The shared in-memory vocabulary. Only the very first one is built while a query
+        waits; after a commit the old one keeps answering while a thread reads the new one
+        (reading 30,000+ words takes from 0.2 s to seconds on a busy machine)."""
         key = self.reader.version()
         with self._vocabulary_lock:
             current = self._vocabulary
-            fresh = current is not None and (
-                self._vocabulary_key == key
-                or (self._vocabulary_key[0] == key[0] and time.monotonic() - current.built < VOCABULARY_MAX_AGE)
-            )
-            if not fresh:
-                self._vocabulary = Vocabulary.read(self._searcher())
-                self._vocabulary_key = key
+            if current is not None:
+                stale = self._vocabulary_key != key and (
+                    self._vocabulary_key[0] != key[0] or time.monotonic() - current.built >= VOCABULARY_MAX_AGE
+                )
+                if stale:
+                    self._refresh_vocabulary_in_background()
+                return current
+        vocabulary = Vocabulary.read(self._searcher())
+        with self._vocabulary_lock:
+            if self._vocabulary is None:
+                self._vocabulary, self._vocabulary_key = vocabulary, key
             return self._vocabulary
+
+    def _refresh_vocabulary_in_background(self) -> None:
+        """Called with the lock held; at most one reader thread at a time."""
+        if self._vocabulary_thread is not None and self._vocabulary_thread.is_alive():
+            return
+
+        def read() -> None:
+            key = self.reader.version()
+            try:
+                vocabulary = Vocabulary.read(self._searcher())
+            except Exception:  # the index moved on or vanished: the old vocabulary stays
+                log.debug("vocabulary refresh failed", exc_info=True)
+                return
+            with self._vocabulary_lock:
+                self._vocabulary, self._vocabulary_key = vocabulary, key
+
+        self._vocabulary_thread = threading.Thread(target=read, name="searchd-vocabulary", daemon=True)
+        self._vocabulary_thread.start()
 
     def _did_you_mean(self, searcher: WhooshSearcher, text: str, hits: int) -> str | None:
         """Replace unknown words by their nearest frequent neighbours; offer the result only if
