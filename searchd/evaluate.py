@@ -173,15 +173,17 @@ def index_folder(docs: Path, index_dir: Path) -> str:
 
 
 def run(docs: Path, queries_path: Path, qrels_path: Path, index_dir: Path | None = None, k: int = 10,
-        gains: str | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[Scores, str]:
+        gains: str | None = None, progress: Callable[[int, int], None] | None = None,
+        depth: int = 100) -> tuple[Scores, str]:
     """Index (or reuse) docs, then evaluate every judged query through the search path the API
-    uses (`Searcher.ranked_ids`, the same reading, ranking and folding as GET /api/search)."""
+    uses (`Searcher.ranked_ids`, the same reading, ranking and folding as GET /api/search).
+    MAP@100 and Recall@100 need depth 100; nDCG@k alone is exact with depth k (and faster)."""
     from .search import Searcher
 
     index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
     summary = index_folder(docs, index_dir)
     searcher = Searcher(index_dir)
-    depth = max(100, k)
+    depth = max(depth, k)
 
     def rank(text: str) -> list[str]:
         return [doc_key(doc_id) for doc_id in searcher.ranked_ids(text[:1000], limit=min(depth, 100))]
