@@ -126,7 +126,7 @@ def test_sort_by_date_newest_first(client) -> None:
 
 # --- long queries, relaxation, did-you-mean ----------------------------------------------------
 
-def test_a_pasted_sentence_needs_most_not_all_of_its_words(client) -> None:
+def test_a_pasted_sentence_finds_articles_with_only_some_of_its_words_best_first(client) -> None:
     data = search(client, q="Do rooftop solar panels on family homes convert sunlight into cheap electricity?")
     assert ids(data)[0] == "energy/solar-roofs.md"
 

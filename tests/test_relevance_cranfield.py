@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from searchd import evaluate
 from searchd.cli import main
 
-# Measured with the default ranking: nDCG@10 0.3680, MRR@10 0.5388 (docs/relevance.md). The
+# Measured with the default ranking: nDCG@10 0.3693, MRR@10 0.5386 (docs/relevance.md). The
 # margins are small on purpose: a ranking change that costs Cranfield about a point has to be
 # looked at, and the floor moved on purpose.
 NDCG_FLOOR = 0.36

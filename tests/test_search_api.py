@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import build_index
+from searchd.query import Ranking
 from searchd.search import Hit, SearchRequest, Searcher
 
 ARTICLES = {
@@ -71,3 +72,16 @@ def test_identical_articles_show_once_with_a_count(searcher: Searcher) -> None:
     folded = next(hit for hit in result.hits if hit.id in ("energy/solar.txt", "energy/solar-copy.txt"))
     assert folded.duplicates == 1
     assert "energy/solar-prices.txt" in ids
+
+
+def test_minimum_should_match_keeps_only_articles_with_enough_of_the_words(tmp_path: Path, make_folder) -> None:
+    # Off by default (docs/relevance.md); a Ranking can ask for a share of a long query's words.
+    build_index(make_folder(ARTICLES), tmp_path / "index")
+    text = "solar panels rooftop sunlight electricity bread"
+    loose = Searcher(tmp_path / "index").search(SearchRequest(q=text, size=20))
+    strict = Searcher(tmp_path / "index", Ranking(should_match=0.5, long_query_minimum=2)).search(SearchRequest(q=text, size=20))
+    assert "food/bread.txt" in [hit.id for hit in loose.hits]  # one word of six is enough by default
+    ids = {hit.id for hit in strict.hits}
+    assert len(ids) == 2 and "energy/solar-prices.txt" in ids
+    assert ids & {"energy/solar.txt", "energy/solar-copy.txt"}  # the article and its copy, folded
+    assert sum(hit.duplicates for hit in strict.hits) == 1
