@@ -60,6 +60,9 @@ _AFTER_CLOSE = 0.01
 _MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms (event floods)
 
 
+_WAITING_FOR_FOLDER = "waiting for folder"
+
+
 @dataclass
 class _Pending:
     first_seen: float
@@ -649,12 +652,27 @@ class Daemon:
         alive = observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
         if alive:
             return
-        log.warning("the %s observer stopped working; falling back to polling and rescanning", self.observer_kind)
+        if not self.root.is_dir():
+            # The folder itself was deleted or unmounted: nothing can watch it. Wait for it to come
+            # back rather than let the writer thread die on FileNotFoundError.
+            if self.observer_kind != _WAITING_FOR_FOLDER:
+                log.warning("the folder %s is gone; waiting for it to come back", self.root)
+                try:
+                    observer.stop()
+                except Exception:
+                    pass
+                self.observer_kind = _WAITING_FOR_FOLDER
+            return
         try:
             observer.stop()
         except Exception:
             pass
-        self._start_polling()
+        if self.observer_kind == _WAITING_FOR_FOLDER:
+            log.warning("the folder %s is back; watching it again and rescanning", self.root)
+            self._start_observer()
+        else:
+            log.warning("the %s observer stopped working; falling back to polling and rescanning", self.observer_kind)
+            self._start_polling()
         self._rescan_requested = True
 
     def _refresh_stats(self) -> None:

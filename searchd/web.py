@@ -32,6 +32,7 @@ import orjson
 from flask import Flask, Response, abort, render_template, request, send_from_directory, url_for
 from waitress import create_server
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import PathConverter
 
 from .config import Config
 from .index import IndexMissing, IndexReader, index_stats, read_status
@@ -310,6 +311,9 @@ def _static_versions(static: Path) -> dict[str, str]:
 def create_app(config: Config, status: StatusProvider | None = None, cache_entries: int = 512) -> Flask:
     folder = web_dir()
     app = Flask("searchd", template_folder=str(folder / "templates"), static_folder=None)
+    # Ids are file paths, and a file name may contain a newline: Werkzeug's default path converter
+    # ("[^/].*?") stops at one, so such an article would answer 404.
+    app.url_map.converters["path"] = _AnyPath
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     searcher = Searcher(Path(config.index_dir))
     status = status or default_status(Path(config.index_dir))
@@ -661,3 +665,7 @@ def _error(status: int, code: str, message: str) -> Response | tuple[str, int]:
         return json_response({"error": {"code": code, "message": message}}, status)
     return render_template("error.html", status=status, message=message, args=request.args,
                            max_query=MAX_QUERY_CHARS), status
+
+
+class _AnyPath(PathConverter):
+    regex = "[^/](?s:.*?)"
