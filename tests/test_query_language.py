@@ -229,7 +229,7 @@ def test_wildcard_and_fuzzy_expansion_stay_fast_on_a_big_vocabulary(tmp_path: Pa
     build_index(folder, tmp_path / "index")
     client = create_app(Config(folder=folder, index_dir=tmp_path / "index")).test_client()
     search(client, q="warm up")
-    for q in ("a*", "ab*", "ab1*", "ab00001x~2", "ab0000~", "ab* OR ab1* OR ab2*"):
+    for q in ("a*", "ab*", "ab1*", "ab00001x~2", "ab0000x~", "ab* OR ab1* OR ab2*"):
         started = time.perf_counter()
         data = search(client, q=q)
         assert time.perf_counter() - started < 2.0, q
