@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import html
 import logging
+import queue
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import wraps
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -193,11 +196,42 @@ class Vocabulary:
         return [m[0] for m in sorted(matches, key=lambda m: (m[1], m[0]))]
 
 
+@dataclass
+class _Reader:
+    """One Whoosh searcher and its query reader; used by one thread at a time."""
+
+    searcher: WhooshSearcher | None = None
+    query_reader: QueryReader | None = None
+    version: tuple[str, int] = ("", -1)
+
+
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _reading(method: _M) -> _M:
+    """Run the method with one of the shared readers checked out for this thread."""
+
+    @wraps(method)
+    def wrapper(self: "Searcher", *args: Any, **kwargs: Any) -> Any:
+        with self._checkout():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Searcher:
-    def __init__(self, index_dir: Path, ranking: Ranking | None = None):
+    """Thread-safe: threads share a small pool of Whoosh searchers, each used by one thread at a
+    time. One searcher per thread would keep a copy of every cache per web worker thread (over
+    2 GB for Reuters with 8 threads) and refresh all of them on every commit; Python runs one
+    query at a time anyway, so two readers keep both cores' worth of work going."""
+
+    def __init__(self, index_dir: Path, ranking: Ranking | None = None, readers: int = 2):
         self.reader = IndexReader(Path(index_dir))
         self.ranking = ranking or Ranking()
         self._local = threading.local()
+        self._pool: queue.LifoQueue[_Reader] = queue.LifoQueue()
+        for _ in range(max(1, readers)):
+            self._pool.put(_Reader())
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[str, int] | None = None
         self._vocabulary_lock = threading.Lock()
@@ -207,26 +241,45 @@ class Searcher:
 
     # --- searcher lifecycle ---------------------------------------------------------------------
 
+    @contextmanager
+    def _checkout(self) -> Iterator[_Reader]:
+        held = getattr(self._local, "held", None)
+        if held is not None:  # a public method calling another: keep the reader it has
+            yield held
+            return
+        slot = self._pool.get()
+        self._local.held = slot
+        try:
+            yield slot
+        finally:
+            self._local.held = None
+            self._pool.put(slot)
+
     def _searcher(self) -> WhooshSearcher:
+        """The checked-out reader's searcher, refreshed when the index generation changed."""
+        slot: _Reader = self._local.held
         version = self.reader.version()
-        local = self._local
-        current = getattr(local, "searcher", None)
-        if current is not None and local.version == version:
+        current = slot.searcher
+        if current is not None and slot.version == version:
             return current
-        if current is not None and local.version[0] == version[0]:
-            local.searcher = current.refresh()
+        if current is not None and slot.version[0] == version[0]:
+            slot.searcher = current.refresh()
         else:
             if current is not None:
                 current.close()
             ix = self.reader.open()
-            local.searcher = ix.searcher(weighting=self.ranking.weighting())
-            local.query_reader = QueryReader(ix.schema, self.ranking, fuzzy=self._fuzzy_words)
-        local.version = version
-        return local.searcher
+            slot.searcher = ix.searcher(weighting=self.ranking.weighting())
+            slot.query_reader = QueryReader(ix.schema, self.ranking, fuzzy=self._fuzzy_words)
+        slot.version = version
+        return slot.searcher
+
+    def _query_reader(self) -> QueryReader:
+        return self._local.held.query_reader
 
     def generation(self) -> tuple[str, int]:
         return self.reader.version()
 
+    @_reading
     def document_count(self) -> int:
         try:
             return self._searcher().doc_count()
@@ -235,11 +288,12 @@ class Searcher:
 
     # --- search ---------------------------------------------------------------------------------
 
+    @_reading
     def search(self, request: SearchRequest) -> SearchResult:
         request.validate()
         started = time.perf_counter()
         searcher = self._searcher()
-        query_reader: QueryReader = self._local.query_reader
+        query_reader: QueryReader = self._query_reader()
         parsed = query_reader.read(request.q)
         if parsed.query is wq.NullQuery:
             return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
@@ -266,7 +320,7 @@ class Searcher:
         if page.total < FEW_HITS:
             suggestion = self._did_you_mean(searcher, request.q, page.total)
             if page.total == 0 and suggestion is not None:
-                page = run(searcher, self._local.query_reader.read(suggestion).query, request)
+                page = run(searcher, self._query_reader().read(suggestion).query, request)
                 notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
             elif page.total == 0 and parsed.relaxed is not None:
                 page = run(searcher, parsed.relaxed, request)
@@ -284,13 +338,14 @@ class Searcher:
         if not text.strip():
             return parsed.query
         terms = searcher.key_terms_from_text("body", text, numterms=ranking.feedback_terms, normalize=True)
-        return self._local.query_reader.feedback(parsed.query, terms, parsed.words)
+        return self._query_reader().feedback(parsed.query, terms, parsed.words)
 
+    @_reading
     def ranked_ids(self, text: str, limit: int = 100) -> list[str]:
         """The ids `search(SearchRequest(q=text, size=limit))` would return, in order, without the
         snippets and facets (for relevance evaluation)."""
         searcher = self._searcher()
-        parsed = self._local.query_reader.read(text)
+        parsed = self._query_reader().read(text)
         if parsed.query is wq.NullQuery:
             return []
         request = SearchRequest(q=text, size=limit)
@@ -357,6 +412,7 @@ class Searcher:
 
     # --- did you mean ---------------------------------------------------------------------------
 
+    @_reading
     def vocabulary(self) -> Vocabulary:
         """The shared in-memory vocabulary. Only the very first one is built while a query
         waits; after a commit the old one keeps answering while a thread reads the new one
@@ -385,7 +441,8 @@ class Searcher:
         def read() -> None:
             key = self.reader.version()
             try:
-                vocabulary = Vocabulary.read(self._searcher())
+                with self._checkout():
+                    vocabulary = Vocabulary.read(self._searcher())
             except Exception:  # the index moved on or vanished: the old vocabulary stays
                 log.debug("vocabulary refresh failed", exc_info=True)
                 return
@@ -415,7 +472,7 @@ class Searcher:
         corrected = _SUGGESTABLE_WORD.sub(fix, text.strip())
         if not changed:
             return None
-        parsed = self._local.query_reader.read(corrected)
+        parsed = self._query_reader().read(corrected)
         if parsed.query is wq.NullQuery:
             return None
         found = searcher.search(parsed.query, limit=1, scored=False)
@@ -423,6 +480,7 @@ class Searcher:
 
     # --- autocomplete ---------------------------------------------------------------------------
 
+    @_reading
     def suggest(self, prefix: str, size: int = 8) -> list[str]:
         """Completions of the last word typed, most frequent first, as whole query strings."""
         if not 1 <= size <= MAX_PAGE_SIZE:
@@ -449,6 +507,7 @@ class Searcher:
 
     # --- similar articles -----------------------------------------------------------------------
 
+    @_reading
     def similar(self, doc_id: str, size: int = 5) -> list[Hit]:
         """Articles sharing the key terms of `doc_id` (the article itself and its copies excluded)."""
         if not 1 <= size <= MAX_PAGE_SIZE:
@@ -478,6 +537,7 @@ class Searcher:
 
     # --- documents ------------------------------------------------------------------------------
 
+    @_reading
     def document(self, doc_id: str) -> Document | None:
         fields = self._searcher().document(id=doc_id)
         if fields is None:
