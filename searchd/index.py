@@ -300,6 +300,13 @@ class IndexReader:
             raise IndexMissing(
                 f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
             )
+        for _ in range(9):
+            try:
+                return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
+            except FileNotFoundError:
+                # A commit replaced the table of contents between listing and reading it: the
+                # next generation is there, read again.
+                time.sleep(0.005)
         return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
 
     def version(self) -> tuple[str, int]:
