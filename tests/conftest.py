@@ -12,6 +12,8 @@ from searchd.folder import FileRules
 from searchd.index import IndexWriter, WriterLock
 from searchd.sync import SyncReport, reconcile
 
+from .daemon_helpers import write
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SHARED = (REPO / ".." / "shared").resolve()
@@ -21,12 +23,7 @@ CORPORA = SHARED / "corpora"
 def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
     """Create `files` (relative path -> text or bytes) under root."""
     for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+        write(root / name, content)
     return root
 
 
