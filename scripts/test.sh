@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs and run all of it (slow and browser tests included).
+# Install everything the test suite needs and run all of it (slow, browser and benchmark-smoke
+# tests included; the bench extra lets the benchmark script itself be tested).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,6 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,bench]'
 if [ -f package.json ]; then npm install --silent --no-audit --no-fund; fi
 exec .venv/bin/python -m pytest "$@"
