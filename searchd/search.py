@@ -391,7 +391,7 @@ class Searcher:
             for name in ("category", "year")
         }
         facets = {name: {str(k): v for k, v in counts.items() if k} for name, counts in facets.items()}
-        total = results.scored_length() if request.sort == "date" else len(results)
+        total = len(results)
         return _Page(total=total, hits=hits, facets=facets)
 
     def _filters(self, request: SearchRequest) -> wq.Query | None:

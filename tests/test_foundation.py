@@ -281,3 +281,17 @@ def test_wheel_contains_templates_and_static_files(tmp_path):
     assert "searchd/web/templates/search.html" in names
     assert "searchd/web/static/style.css" in names
     assert "searchd/cli.py" in names
+
+
+def test_sorting_by_date_keeps_the_total_and_orders_newest_first(make_folder, tmp_path):
+    folder = make_folder({
+        f"n/{i:02d}.json": json.dumps({"title": f"Otter report {i}", "date": f"2024-01-{i + 1:02d}",
+                                        "body": "Otters were counted on the river again."})
+        for i in range(30)
+    })
+    build_index(folder, tmp_path / "index")
+    searcher = Searcher(tmp_path / "index")
+    by_relevance = searcher.search(SearchRequest(q="otters", size=5))
+    newest = searcher.search(SearchRequest(q="otters", size=5, sort="date"))
+    assert by_relevance.total == newest.total == 30  # more than the hits fetched for one page
+    assert [hit.id for hit in newest.hits] == [f"n/{i:02d}.json" for i in (29, 28, 27, 26, 25)]
