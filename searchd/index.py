@@ -295,19 +295,22 @@ class IndexReader:
         self.index_dir = Path(index_dir)
 
     def open(self) -> whoosh_index.Index:
-        directory = current_dir(self.index_dir)
-        if directory is None or not whoosh_index.exists_in(str(directory)):
-            raise IndexMissing(
-                f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
-            )
-        for _ in range(9):
+        missing = f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
+        for attempt in range(10):
+            directory = current_dir(self.index_dir)
+            if directory is None:
+                raise IndexMissing(missing)
             try:
                 return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
+            except whoosh_index.EmptyIndexError:
+                raise IndexMissing(missing) from None
             except FileNotFoundError:
-                # A commit replaced the table of contents between listing and reading it: the
-                # next generation is there, read again.
+                # A commit replaced the table of contents between listing and reading it (or
+                # the index directory was swapped): the next one is there, read again.
+                if attempt == 9:
+                    raise
                 time.sleep(0.005)
-        return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
+        raise IndexMissing(missing)
 
     def version(self) -> tuple[str, int]:
         """Changes whenever a reader must look again: a new commit or a swapped index."""
