@@ -45,11 +45,15 @@ class FileRules:
         parts = PurePosixPath(article_id).parts
         if not parts or any(self.ignores_dir(part) for part in parts[:-1]):
             return False
+        return self.wants_in_folder(article_id, parts[-1])
+
+    def wants_in_folder(self, article_id: str, name: str) -> bool:
+        """`wants` for a file whose folders are already known to be wanted."""
         if not _is_utf8(article_id):
             # A name in a legacy encoding: its id could not be stored, sent as JSON or linked.
             log.warning("ignoring %r: the file name is not valid UTF-8 (rename it to index it)", article_id)
             return False
-        if self.ignores_name(parts[-1]):
+        if self.ignores_name(name):
             return False
         if self.include and not any(fnmatch.fnmatch(article_id, pattern) for pattern in self.include):
             return False
@@ -69,9 +73,9 @@ def walk(root: Path, rules: FileRules) -> Iterator[tuple[str, Path, FileStamp]]:
     and skipped; symlinks are followed only when asked, and never round a loop."""
     root = Path(root)
     seen_dirs: set[tuple[int, int]] = set()
-    stack = [root]
+    stack: list[tuple[Path, str]] = [(root, "")]  # a folder, and the id prefix of its files
     while stack:
-        directory = stack.pop()
+        directory, prefix = stack.pop()
         try:
             info = directory.stat()
             key = (info.st_dev, info.st_ino)
@@ -92,15 +96,14 @@ def walk(root: Path, rules: FileRules) -> Iterator[tuple[str, Path, FileStamp]]:
                     continue
                 if entry.is_dir(follow_symlinks=rules.follow_symlinks):
                     if not rules.ignores_dir(entry.name):
-                        stack.append(Path(entry.path))
+                        stack.append((Path(entry.path), f"{prefix}{entry.name}/"))
                     continue
                 if not entry.is_file(follow_symlinks=rules.follow_symlinks):
                     continue
-                path = Path(entry.path)
-                article_id = PurePosixPath(*path.relative_to(root).parts).as_posix()
-                if not rules.wants(article_id):
+                article_id = prefix + entry.name
+                if not rules.wants_in_folder(article_id, entry.name):
                     continue
-                yield article_id, path, stamp_of(entry.stat(follow_symlinks=rules.follow_symlinks))
+                yield article_id, directory / entry.name, stamp_of(entry.stat(follow_symlinks=rules.follow_symlinks))
             except FileNotFoundError:  # vanished between listing and stat: the watcher will tell
                 continue
             except OSError as exc:

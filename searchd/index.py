@@ -32,10 +32,11 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Prefix
 from whoosh.searching import Searcher as WhooshSearcher
-from whoosh.writing import CLEAR, NO_MERGE
+from whoosh.writing import CLEAR
 
 from .articles import Article
 from .schema import SCHEMA_VERSION, build_schema
+from .segments import SegmentBuilder, StagedSegment, staging_root
 
 log = logging.getLogger("searchd.index")
 
@@ -50,6 +51,8 @@ LOCK = "daemon.lock"
 # past the budget (the batches of a bulk index) are left as they are.
 MAX_SEGMENTS = 8
 MERGE_BUDGET_DOCS = 500
+# Seconds a reader trusts unchanged file times for the index generation (IndexReader.version).
+VERSION_RECHECK = 1.0
 
 
 class IndexBusy(Exception):
@@ -81,14 +84,21 @@ class Indexed:
 
 @dataclass
 class ChangeBatch:
-    """A plain unit of work for the index side: no Whoosh objects cross this line."""
+    """A plain unit of work for the index side: articles to add or replace, ids and folders to
+    delete, and segments already built from articles by worker processes (sync.py), which
+    replace any indexed article with the same id. No Whoosh object is handled by the caller."""
 
     upserts: list[Article] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     delete_prefixes: list[str] = field(default_factory=list)
+    staged: list[StagedSegment] = field(default_factory=list)
+    # False when the caller lists in `deletes` every indexed id its staged segments replace
+    # (a bulk reconcile knows them): spares a term lookup per new article.
+    replace_staged: bool = True
 
     def __len__(self) -> int:
-        return len(self.upserts) + len(self.deletes) + len(self.delete_prefixes)
+        return (len(self.upserts) + len(self.deletes) + len(self.delete_prefixes)
+                + sum(len(s.ids) for s in self.staged))
 
     def unique_upserts(self) -> list[Article]:
         """One article per id, the last one wins. Whoosh's update_document only deletes documents
@@ -162,7 +172,7 @@ def _read_meta(directory: Path) -> dict[str, Any]:
 
 def _remember_missing_length_columns() -> None:
     """Whoosh looks up a field's length column once per posting while it writes a segment, and
-    caches only the columns it finds: for fields stored without lengths (the spelling fields) each
+    caches only the columns it finds: for fields stored without lengths (words, id, category) each
     lookup is a stat() of a file that does not exist, ~120,000 per 1,000 articles and a fifth of
     the indexing time. Segment files never change once written, so "not there" can be cached too."""
     from whoosh.codec import whoosh3
@@ -206,10 +216,10 @@ def _after_fork_in_child() -> None:
     _HELD_LOCK_FDS.clear()
     # A parser worker of a writer that is killed -9 would otherwise wait forever for work on a
     # pipe it holds open itself: ask the kernel to end it with its parent (Linux only).
-    _die_with_parent()
+    die_with_parent()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         import ctypes
 
@@ -293,6 +303,10 @@ class IndexReader:
 
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
+        self._live: Path | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._version: tuple[str, int] = ("", -1)
 
     def open(self) -> whoosh_index.Index:
         missing = f"no index in {self.index_dir}: run `searchd index` or `searchd serve` first"
@@ -312,8 +326,41 @@ class IndexReader:
                 time.sleep(0.005)
         raise IndexMissing(missing)
 
+    def open_reader(self, previous: Any = None) -> Any:
+        """A Whoosh reader of the current generation, reusing the segment readers of `previous`
+        (a reader of the same index directory) for segments that did not change. Nothing of
+        `previous` is closed: queries still running on it finish, and its files close when the
+        last reference to it goes."""
+        for attempt in range(10):
+            ix = self.open()
+            try:
+                return ix.reader(reuse=previous, close_unused=False) if previous is not None else ix.reader()
+            except FileNotFoundError:  # a commit replaced the TOC or a merge removed a segment
+                if attempt == 9:
+                    raise
+                time.sleep(0.005)
+        raise IndexMissing(f"no index in {self.index_dir}")
+
     def version(self) -> tuple[str, int]:
-        """Changes whenever a reader must look again: a new commit or a swapped index."""
+        """Changes whenever a reader must look again: a new commit or a swapped index.
+
+        Reading it means listing the index directory (half a millisecond); asked for every query,
+        it is first answered from the modification times of CURRENT and of the live directory,
+        which every commit changes. On a file system whose times are coarser than the commits
+        come, the listing is still redone at least every VERSION_RECHECK seconds."""
+        try:
+            stamp = (os.stat(self.index_dir / CURRENT).st_mtime_ns, os.stat(self._live).st_mtime_ns)
+        except (OSError, TypeError):
+            stamp = None
+        now = time.monotonic()
+        if stamp is not None and stamp == self._stamp and now - self._checked < VERSION_RECHECK:
+            return self._version
+        version = self._read_version()
+        self._stamp, self._checked, self._version = stamp, now, version
+        self._live = self.index_dir / version[0] if version[0] else None
+        return version
+
+    def _read_version(self) -> tuple[str, int]:
         directory = current_dir(self.index_dir)
         if directory is None:
             return ("", -1)
@@ -333,7 +380,7 @@ class _RefreshSafeIndex(whoosh_index.FileIndex):
     number of deletions (deletions only accumulate), so the big segment of a bulk index stays open
     across refreshes while anything that changed is opened afresh."""
 
-    def reader(self, reuse: Any = None) -> Any:
+    def reader(self, reuse: Any = None, close_unused: bool = True) -> Any:
         if reuse is None:
             return super().reader()
         from whoosh.reading import EmptyReader, MultiReader, SegmentReader
@@ -355,8 +402,9 @@ class _RefreshSafeIndex(whoosh_index.FileIndex):
         for segment in toc.segments:
             leaf = reusable.pop((segment.segment_id(), segment.deleted_count()), None)
             readers.append(leaf or SegmentReader(self.storage, toc.schema, segment, generation=toc.generation))
-        for leaf in reusable.values():
-            leaf.close()
+        if close_unused:
+            for leaf in reusable.values():
+                leaf.close()
         if not readers:
             return EmptyReader(toc.schema)
         if len(readers) == 1:
@@ -461,6 +509,8 @@ class IndexWriter:
             shutil.rmtree(directory, ignore_errors=True)
         for directory in self.index_dir.glob("retired-*"):  # an old-schema index half deleted
             shutil.rmtree(directory, ignore_errors=True)
+        for directory in self.index_dir.glob("ix-*"):  # segments a crash left unpublished
+            shutil.rmtree(staging_root(directory), ignore_errors=True)
 
     def _create(self, publish: bool) -> whoosh_index.Index:
         directory = self.index_dir / _next_dir_name(self.index_dir)
@@ -506,34 +556,75 @@ class IndexWriter:
         return index_stats(self.ix)
 
     def apply(self, batch: ChangeBatch) -> None:
-        """Apply one batch as one commit, without merging segments. A failed commit is cancelled,
-        so the index stays at its last good state and unlocked, and the caller can retry."""
+        """Apply one batch as one commit, without merging segments. The batch's articles become
+        one new segment (segments.py), staged segments are published as they are, and every
+        older document with the id of one of them is deleted, all in the same commit. A failed
+        commit is cancelled, so the index stays at its last good state and unlocked, and the
+        caller can retry."""
         if not len(batch):
             return
-        writer = self.ix.writer(limitmb=128)
+        staged = list(batch.staged)
         try:
-            # Whoosh's update_document opens every segment afresh (copying each terms file into
+            upserts = batch.unique_upserts()
+            built = self._build(upserts) if upserts else None
+            if built is not None:
+                staged.append(built)
+            # Every upsert replaces its older version, also one Whoosh refused to index: the
+            # index must not keep showing text the file no longer has.
+            deletes = [*batch.deletes, *(article.id for article in upserts)]
+            if batch.replace_staged:
+                deletes += [doc_id for segment in batch.staged for doc_id in segment.ids]
+            self._commit(deletes, batch.delete_prefixes, staged)
+        finally:
+            for segment in staged:
+                segment.discard()
+        self.last_commit = time.time()
+        self.commits += 1
+
+    def new_segment(self) -> SegmentBuilder:
+        return SegmentBuilder(self.ix.schema, self.ix.storage.folder)
+
+    def _build(self, articles: list[Article]) -> StagedSegment | None:
+        builder = self.new_segment()
+        try:
+            for number, article in enumerate(articles):
+                if number % 50 == 49 and self.stop_requested is not None and self.stop_requested.is_set():
+                    raise Interrupted(f"stopping: {len(articles) - number} documents of this batch not indexed")
+                try:
+                    builder.add(to_document(article))
+                except Exception as exc:  # a value Whoosh refuses: this article only
+                    log.error("cannot index %s (%s: %s); skipped", article.id, type(exc).__name__, exc)
+            if not len(builder):
+                builder.discard()
+                return None
+            return builder.finish()
+        except BaseException:
+            builder.discard()
+            raise
+
+    def _commit(self, deletes: list[str], delete_prefixes: list[str], staged: list[StagedSegment]) -> None:
+        writer = self.ix.writer(limitmb=32)
+        try:
+            # Whoosh's delete_by_term opens every segment afresh (copying each terms file into
             # memory) on every writer: most of a small commit's time on a large index. A reader
             # kept across commits, refreshed segment by segment, finds the documents to replace;
             # it sees exactly the writer's segments, in the same order, as we hold the lock.
             self._lookup = self.ix.reader(reuse=self._lookup)
             lookup = WhooshSearcher(self._lookup)
-            upserts = batch.unique_upserts()
-            for prefix in dict.fromkeys(batch.delete_prefixes):
+            for prefix in dict.fromkeys(delete_prefixes):
                 writer.delete_by_query(Prefix("id", prefix), searcher=lookup)
-            for doc_id in dict.fromkeys([*batch.deletes, *(article.id for article in upserts)]):
+            for doc_id in dict.fromkeys(deletes):
                 writer.delete_by_term("id", doc_id, searcher=lookup)
-            for number, article in enumerate(upserts):
-                if number % 50 == 49 and self.stop_requested is not None and self.stop_requested.is_set():
-                    raise Interrupted(f"stopping: {len(upserts) - number} documents of this batch not indexed")
-                writer.add_document(**to_document(article))
-            writer.commit(mergetype=NO_MERGE)
+            folder = self.ix.storage.folder
+            for segment in staged:
+                segment.move_into(folder)
+            # The files moved in before the table of contents names them: if this commit fails,
+            # Whoosh removes them as unknown files at the next one.
+            writer.commit(mergetype=_adding([segment.segment for segment in staged]))
         except BaseException:
             _cancel(writer)
             self._forget_lookup()
             raise
-        self.last_commit = time.time()
-        self.commits += 1
 
     def _forget_lookup(self) -> None:
         if self._lookup is not None:
@@ -587,6 +678,15 @@ def _cancel(writer: Any) -> None:
             except Exception:
                 pass
         writer.is_closed = True
+
+
+def _adding(segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
+    """A Whoosh merge policy that merges nothing and appends segments built outside the writer."""
+
+    def policy(writer: Any, existing: list[Any]) -> list[Any]:
+        return [*existing, *segments]
+
+    return policy
 
 
 def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list[Any]]:

@@ -27,7 +27,6 @@ from whoosh.analysis import Analyzer
 from whoosh.fields import Schema
 from whoosh.matching import mcore
 
-from .schema import TEXT_FIELDS
 
 MAX_QUERY_CHARS = 1000
 # Wildcard and fuzzy words expand to at most this many index terms: no query can take seconds.

@@ -1,40 +1,38 @@
 """The search side: a plain request in, plain results out (hits with snippets, facets, timing).
 
-Readers never write. Each thread keeps its own Whoosh searcher and refreshes it only when the
-index generation changes, so a commit is visible to the next query and an unchanged index costs
-nothing to re-open.
+Readers never write. One snapshot of the index (engine.py) is shared by every thread and
+replaced when the index generation changes, so a commit is visible to the next query and an
+unchanged index costs nothing to re-open.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import queue
 import re
 import threading
 import time
-from contextlib import contextmanager
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import wraps
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
+import numpy as np
 from rapidfuzz import process as fuzz_process
 from rapidfuzz.distance import Levenshtein
-from whoosh import highlight, query as wq, sorting
-from whoosh.searching import Hit as WhooshHit, Searcher as WhooshSearcher
+from whoosh import query as wq
+from whoosh.searching import Searcher as WhooshSearcher
 
-from .index import IndexMissing, IndexReader
+from .engine import PostingsCache, Ranked, SegmentData, Snapshot, highlight_terms, rank
+from .index import IndexReader
 from .query import MAX_EXPANSION, MAX_QUERY_CHARS, ParsedQuery, QueryReader, Ranking
+from .schema import WORDS_FIELD
+from .snippets import Snippets, lead
 
 log = logging.getLogger("searchd.search")
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1000
-SNIPPET_CHARS = 240
-# Fields whose unstemmed words (Whoosh "spell_" fields) feed autocomplete and did-you-mean.
-SPELL_FIELDS = ("spell_title", "spell_summary", "spell_body")
 # Autocomplete reads at most this many index terms per prefix, so a one-letter prefix stays fast.
 MAX_PREFIX_TERMS = 5000
 # The vocabulary for did-you-mean is rebuilt after a commit, but not more often than this: a
@@ -123,26 +121,6 @@ class Document:
     size: int
 
 
-class _MarkFormatter(highlight.Formatter):
-    """Escapes all article text and wraps matched words in <mark>: the only markup we emit."""
-
-    between = " … "
-
-    def _text(self, text: str) -> str:
-        return html.escape(text, quote=False)
-
-    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-        return "<mark>" + html.escape(highlight.get_text(text, token, replace), quote=False) + "</mark>"
-
-
-def lead(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The first words of a text, escaped: the snippet when nothing in the body matched."""
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[:limit].rsplit(" ", 1)[0] + " …"
-    return html.escape(text, quote=False)
-
-
 def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
 
@@ -161,15 +139,15 @@ class Vocabulary:
         self.built = time.monotonic()
 
     @classmethod
-    def read(cls, searcher: WhooshSearcher) -> "Vocabulary":
-        reader = searcher.reader()
-        words: set[str] = set()
-        for fieldname in SPELL_FIELDS:
-            if fieldname in reader.schema:
-                words.update(w.decode("utf-8") if isinstance(w, bytes) else w for w in reader.lexicon(fieldname))
+    def read(cls, view: "_View") -> "Vocabulary":
+        reader = view.snapshot.reader
+        with view.snapshot.lock:
+            if WORDS_FIELD not in reader.schema:
+                return cls([])
+            words = {w.decode("utf-8") if isinstance(w, bytes) else w for w in reader.lexicon(WORDS_FIELD)}
         return cls(sorted(words))
 
-    def correct(self, word: str, searcher: WhooshSearcher) -> str | None:
+    def correct(self, word: str, view: "_View") -> str | None:
         """The most frequent known word within edit distance 1 (short words) or 2, or None."""
         word = word.lower()
         if len(word) < 3 or word in self.known or not word.isalpha():
@@ -180,10 +158,9 @@ class Vocabulary:
         )
         if not matches:
             return None
-        reader = searcher.reader()
 
         def frequency(candidate: str) -> int:
-            return sum(reader.doc_frequency(f, candidate) for f in SPELL_FIELDS if f in reader.schema)
+            return view.snapshot.doc_frequency(WORDS_FIELD, candidate.encode("utf-8"))
 
         best = min(matches, key=lambda m: (m[1], -frequency(m[0]), m[0]))
         return best[0]
@@ -196,108 +173,90 @@ class Vocabulary:
         return [m[0] for m in sorted(matches, key=lambda m: (m[1], m[0]))]
 
 
-@dataclass
-class _Reader:
-    """One Whoosh searcher and its query reader; used by one thread at a time."""
+@dataclass(frozen=True)
+class _View:
+    """What every query of one index generation shares."""
 
-    searcher: WhooshSearcher | None = None
-    query_reader: QueryReader | None = None
-    version: tuple[str, int] = ("", -1)
+    version: tuple[str, int]
+    snapshot: Snapshot
+    query_reader: QueryReader
 
+    def stored_fields(self, docnum: int) -> dict[str, Any]:
+        with self.snapshot.lock:
+            return self.snapshot.reader.stored_fields(docnum)
 
-_M = TypeVar("_M", bound=Callable[..., Any])
+    def checksum(self, docnum: int) -> str:
+        value = self.snapshot.column_value("checksum", docnum)
+        return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
 
-
-def _reading(method: _M) -> _M:
-    """Run the method with one of the shared readers checked out for this thread."""
-
-    @wraps(method)
-    def wrapper(self: "Searcher", *args: Any, **kwargs: Any) -> Any:
-        with self._checkout():
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+    def whoosh_searcher(self, weighting: Any) -> WhooshSearcher:
+        """For Whoosh's key-term extraction (similar articles, feedback); call with the lock."""
+        return WhooshSearcher(self.snapshot.reader, weighting=weighting, closereader=False)
 
 
 class Searcher:
-    """Thread-safe: threads share a small pool of Whoosh searchers, each used by one thread at a
-    time. One searcher per thread would keep a copy of every cache per web worker thread (over
-    2 GB for Reuters with 8 threads) and refresh all of them on every commit; Python runs one
-    query at a time anyway, so two readers keep both cores' worth of work going."""
+    """Thread-safe. Threads share one snapshot per index generation: the numpy arrays of the
+    segments and a postings cache that outlives generations (segments never change), and take
+    turns for the few calls into Whoosh itself (stored fields, term dictionaries)."""
 
-    def __init__(self, index_dir: Path, ranking: Ranking | None = None, readers: int = 2):
+    def __init__(self, index_dir: Path, ranking: Ranking | None = None):
         self.reader = IndexReader(Path(index_dir))
         self.ranking = ranking or Ranking()
-        self._local = threading.local()
-        self._pool: queue.LifoQueue[_Reader] = queue.LifoQueue()
-        for _ in range(max(1, readers)):
-            self._pool.put(_Reader())
+        self._cache = PostingsCache()
+        self._segments: dict[str, SegmentData] = {}
+        self._whoosh = threading.Lock()
+        self._refresh = threading.Lock()
+        self._view: _View | None = None
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[str, int] | None = None
         self._vocabulary_lock = threading.Lock()
         self._vocabulary_thread: threading.Thread | None = None
-        self._formatter = _MarkFormatter()
-        self._fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+        self._snippets = Snippets()
+        self._shingles = ShingleCache()
 
-    # --- searcher lifecycle ---------------------------------------------------------------------
+    # --- the current snapshot ------------------------------------------------------------------
 
-    @contextmanager
-    def _checkout(self) -> Iterator[_Reader]:
-        held = getattr(self._local, "held", None)
-        if held is not None:  # a public method calling another: keep the reader it has
-            yield held
-            return
-        slot = self._pool.get()
-        self._local.held = slot
-        try:
-            yield slot
-        finally:
-            self._local.held = None
-            self._pool.put(slot)
-
-    def _searcher(self) -> WhooshSearcher:
-        """The checked-out reader's searcher, refreshed when the index generation changed."""
-        slot: _Reader = self._local.held
+    def _current(self) -> _View:
+        """The snapshot of the index as it is now, rebuilt when the generation changed."""
         version = self.reader.version()
-        current = slot.searcher
-        if current is not None and slot.version == version:
-            return current
-        if current is not None and slot.version[0] == version[0]:
-            slot.searcher = current.refresh()
-        else:
-            if current is not None:
-                current.close()
-            ix = self.reader.open()
-            slot.searcher = ix.searcher(weighting=self.ranking.weighting())
-            slot.query_reader = QueryReader(ix.schema, self.ranking, fuzzy=self._fuzzy_words)
-        slot.version = version
-        return slot.searcher
-
-    def _query_reader(self) -> QueryReader:
-        return self._local.held.query_reader
+        view = self._view
+        if view is not None and view.version == version:
+            return view
+        with self._refresh:
+            view = self._view
+            if view is not None and view.version == version:
+                return view
+            previous = view.snapshot.reader if view is not None and view.version[0] == version[0] else None
+            reader = self.reader.open_reader(previous)
+            snapshot = Snapshot(reader, self.ranking, self._cache, self._segments, self._whoosh)
+            live = {data.segment_id for _, _, data in snapshot.leaves}
+            for segment_id in [s for s in self._segments if s not in live]:
+                del self._segments[segment_id]
+            view = _View(version, snapshot, QueryReader(reader.schema, self.ranking, fuzzy=self._fuzzy_words))
+            self._view = view
+            return view
 
     def generation(self) -> tuple[str, int]:
         return self.reader.version()
 
-    @_reading
     def document_count(self) -> int:
+        from .index import IndexMissing
+
         try:
-            return self._searcher().doc_count()
+            return self._current().snapshot.documents
         except IndexMissing:
             return 0
 
     # --- search ---------------------------------------------------------------------------------
 
-    @_reading
     def search(self, request: SearchRequest) -> SearchResult:
         request.validate()
         started = time.perf_counter()
-        searcher = self._searcher()
-        query_reader: QueryReader = self._query_reader()
-        parsed = query_reader.read(request.q)
+        view = self._current()
+        parsed = view.query_reader.read(request.q)
         if parsed.query is wq.NullQuery:
             return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
-        page, notice, suggestion = self._answer(searcher, parsed, request, self._run)
+        page, notice, suggestion = self._answer(view, parsed, request, self._run)
         return SearchResult(
             query=request.q,
             total=page.total,
@@ -310,89 +269,75 @@ class Searcher:
             notice=notice,
         )
 
-    def _answer(self, searcher: WhooshSearcher, parsed: ParsedQuery, request: SearchRequest,
-                run: Callable[[WhooshSearcher, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None]:
+    def _answer(self, view: _View, parsed: ParsedQuery, request: SearchRequest,
+                run: Callable[[_View, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None]:
         """The query as read; with few hits, a did-you-mean; with none, the corrected query's
         results or else those of the looser reading (any of the words), each saying so."""
-        page = run(searcher, self._with_feedback(searcher, parsed), request)
+        page = run(view, self._with_feedback(view, parsed), request)
         notice = parsed.notice
         suggestion = None
         if page.total < FEW_HITS:
-            suggestion = self._did_you_mean(searcher, request.q, page.total)
+            suggestion = self._did_you_mean(view, request.q, page.total)
             if page.total == 0 and suggestion is not None:
-                page = run(searcher, self._query_reader().read(suggestion).query, request)
+                page = run(view, view.query_reader.read(suggestion).query, request)
                 notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
             elif page.total == 0 and parsed.relaxed is not None:
-                page = run(searcher, parsed.relaxed, request)
+                page = run(view, parsed.relaxed, request)
                 if page.total:
                     notice = _join(notice, "no article has all the words; showing articles with some of them")
         return page, notice, suggestion
 
-    def _with_feedback(self, searcher: WhooshSearcher, parsed: ParsedQuery) -> wq.Query:
+    def _with_feedback(self, view: _View, parsed: ParsedQuery) -> wq.Query:
         """Pseudo-relevance feedback (off unless Ranking.feedback_docs is set)."""
         ranking = self.ranking
         if not ranking.feedback_docs or len(parsed.words) < ranking.feedback_min_words:
             return parsed.query
-        top = searcher.search(parsed.query, limit=ranking.feedback_docs)
-        text = "\n".join(f"{hit.get('title', '')}\n{hit.get('body', '')}" for hit in top)
+        top = rank(view.snapshot, parsed.query, ranking.feedback_docs, facets=False).top
+        stored = [view.stored_fields(docnum) for docnum, _ in top]
+        text = "\n".join(f"{f.get('title', '')}\n{f.get('body', '')}" for f in stored)
         if not text.strip():
             return parsed.query
-        terms = searcher.key_terms_from_text("body", text, numterms=ranking.feedback_terms, normalize=True)
-        return self._query_reader().feedback(parsed.query, terms, parsed.words)
+        with view.snapshot.lock:
+            terms = view.whoosh_searcher(ranking.weighting()).key_terms_from_text(
+                "body", text, numterms=ranking.feedback_terms, normalize=True)
+        return view.query_reader.feedback(parsed.query, terms, parsed.words)
 
-    @_reading
     def ranked_ids(self, text: str, limit: int = 100) -> list[str]:
         """The ids `search(SearchRequest(q=text, size=limit))` would return, in order, without the
         snippets and facets (for relevance evaluation)."""
-        searcher = self._searcher()
-        parsed = self._query_reader().read(text)
+        view = self._current()
+        parsed = view.query_reader.read(text)
         if parsed.query is wq.NullQuery:
             return []
         request = SearchRequest(q=text, size=limit)
-        page, _, _ = self._answer(searcher, parsed, request, self._run_ids)
+        page, _, _ = self._answer(view, parsed, request, self._run_ids)
         return [hit.id for hit in page.hits]
 
-    def _run_ids(self, searcher: WhooshSearcher, query: wq.Query, request: SearchRequest) -> "_Page":
+    def _run_ids(self, view: _View, query: wq.Query, request: SearchRequest) -> "_Page":
         fetch = _fetch(request)
-        results = searcher.search(query, limit=fetch)
-        top = results[:fetch]
-        groups = fold_duplicates(_lazy(searcher, top), [hit.score or 0.0 for hit in top])
-        hits = [_make_hit(fields, "", float(hit.score or 0.0), len(group) - 1) for (hit, fields), group in groups[: request.size]]
-        # Only "none" and "a few" matter here: a full count would be a second pass.
-        return _Page(total=results.scored_length(), hits=hits, facets={})
+        ranked = rank(view.snapshot, query, fetch, facets=False)
+        groups = fold_duplicates(_lazy(view, ranked), [score for _, score in ranked.top], self._shingles)
+        hits = [_make_hit(fields, "", score, len(group) - 1)
+                for ((_, score), fields), group in groups[: request.size]]
+        return _Page(total=ranked.total, hits=hits, facets={})
 
     def _fuzzy_words(self, word: str, distance: int) -> list[str]:
         return self.vocabulary().near(word, distance)
 
-    def _run(self, searcher: WhooshSearcher, query: wq.Query, request: SearchRequest) -> "_Page":
-        kwargs: dict[str, Any] = {
-            "limit": _fetch(request),
-            "groupedby": {
-                "category": sorting.FieldFacet("category", maptype=sorting.Count),
-                "year": sorting.FieldFacet("year", maptype=sorting.Count),
-            },
-            "terms": True,
-        }
-        filters = self._filters(request)
-        if filters is not None:
-            kwargs["filter"] = filters
-        if request.sort == "date":
-            kwargs["sortedby"] = sorting.FieldFacet("date", reverse=True)
-        results = searcher.search(query, **kwargs)
-        results.fragmenter = self._fragmenter
-        results.formatter = self._formatter
-        top = results[: kwargs["limit"]]
-        scores = [hit.score or 0.0 for hit in top] if request.sort == "relevance" else None
-        groups = fold_duplicates(_lazy(searcher, top), scores)
+    def _run(self, view: _View, query: wq.Query, request: SearchRequest) -> "_Page":
+        ranked = rank(view.snapshot, query, _fetch(request), filter=self._filters(request),
+                      by_date=request.sort == "date")
+        scores = [score for _, score in ranked.top] if request.sort == "relevance" else None
+        groups = fold_duplicates(_lazy(view, ranked), scores, self._shingles)
         start = (request.page - 1) * request.size
-        hits = [self._hit(hit, fields, len(group) - 1) for (hit, fields), group in groups[start:start + request.size]]
+        terms = highlight_terms(query, view.snapshot)
+        hits = [self._hit(fields, score, terms, len(group) - 1)
+                for ((_, score), fields), group in groups[start:start + request.size]]
         facets = {
-            name: dict(sorted(results.groups(name).items(), key=lambda kv: (-kv[1], str(kv[0]))))
-            for name in ("category", "year")
+            name: {str(k): v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if k}
+            for name, counts in ranked.facets.items()
         }
-        facets = {name: {str(k): v for k, v in counts.items() if k} for name, counts in facets.items()}
-        total = len(results)
-        return _Page(total=total, hits=hits, facets=facets)
+        return _Page(total=ranked.total, hits=hits, facets=facets)
 
     def _filters(self, request: SearchRequest) -> wq.Query | None:
         parts: list[wq.Query] = []
@@ -404,20 +349,21 @@ class Searcher:
             return None
         return parts[0] if len(parts) == 1 else wq.And(parts)
 
-    def _hit(self, hit: WhooshHit, fields: dict[str, Any], duplicates: int = 0) -> Hit:
-        snippet = hit.highlights("body", top=2) or hit.highlights("summary", top=1)
+    def _hit(self, fields: Mapping[str, Any], score: float, terms: dict[str, set[str]], duplicates: int = 0) -> Hit:
+        snippet = (self._snippets.snippet(fields.get("body", ""), terms.get("body", set()))
+                   or self._snippets.snippet(fields.get("summary", ""), terms.get("summary", set()), top=1))
         if not snippet:
             snippet = lead(fields.get("summary") or fields.get("subtitle") or fields.get("body", ""))
-        return _make_hit(fields, snippet, float(hit.score or 0.0), duplicates)
+        return _make_hit(fields, snippet, score, duplicates)
 
     # --- did you mean ---------------------------------------------------------------------------
 
-    @_reading
     def vocabulary(self) -> Vocabulary:
         """The shared in-memory vocabulary. Only the very first one is built while a query
         waits; after a commit the old one keeps answering while a thread reads the new one
         (reading 30,000+ words takes from 0.2 s to seconds on a busy machine)."""
-        key = self.reader.version()
+        view = self._current()
+        key = view.version
         with self._vocabulary_lock:
             current = self._vocabulary
             if current is not None:
@@ -427,7 +373,7 @@ class Searcher:
                 if stale:
                     self._refresh_vocabulary_in_background()
                 return current
-        vocabulary = Vocabulary.read(self._searcher())
+        vocabulary = Vocabulary.read(view)
         with self._vocabulary_lock:
             if self._vocabulary is None:
                 self._vocabulary, self._vocabulary_key = vocabulary, key
@@ -439,20 +385,19 @@ class Searcher:
             return
 
         def read() -> None:
-            key = self.reader.version()
             try:
-                with self._checkout():
-                    vocabulary = Vocabulary.read(self._searcher())
+                view = self._current()
+                vocabulary = Vocabulary.read(view)
             except Exception:  # the index moved on or vanished: the old vocabulary stays
                 log.debug("vocabulary refresh failed", exc_info=True)
                 return
             with self._vocabulary_lock:
-                self._vocabulary, self._vocabulary_key = vocabulary, key
+                self._vocabulary, self._vocabulary_key = vocabulary, view.version
 
         self._vocabulary_thread = threading.Thread(target=read, name="searchd-vocabulary", daemon=True)
         self._vocabulary_thread.start()
 
-    def _did_you_mean(self, searcher: WhooshSearcher, text: str, hits: int) -> str | None:
+    def _did_you_mean(self, view: _View, text: str, hits: int) -> str | None:
         """Replace unknown words by their nearest frequent neighbours; offer the result only if
         it finds more than the query as typed."""
         vocabulary = self.vocabulary()
@@ -463,7 +408,7 @@ class Searcher:
             word = match.group(0)
             if match.start() > 0 and text[match.start() - 1] in ":~^":
                 return word  # a field value or an operator argument, not a word to correct
-            better = vocabulary.correct(word, searcher)
+            better = vocabulary.correct(word, view)
             if better is None:
                 return word
             changed = True
@@ -472,15 +417,14 @@ class Searcher:
         corrected = _SUGGESTABLE_WORD.sub(fix, text.strip())
         if not changed:
             return None
-        parsed = self._query_reader().read(corrected)
+        parsed = view.query_reader.read(corrected)
         if parsed.query is wq.NullQuery:
             return None
-        found = searcher.search(parsed.query, limit=1, scored=False)
-        return corrected if len(found) > hits else None
+        found = rank(view.snapshot, parsed.query, 0, facets=False).total
+        return corrected if found > hits else None
 
     # --- autocomplete ---------------------------------------------------------------------------
 
-    @_reading
     def suggest(self, prefix: str, size: int = 8) -> list[str]:
         """Completions of the last word typed, most frequent first, as whole query strings."""
         if not 1 <= size <= MAX_PAGE_SIZE:
@@ -490,58 +434,69 @@ class Searcher:
         if match is None:
             return []
         head, partial = prefix[: match.start()], match.group(1).lower()
-        searcher = self._searcher()
-        reader = searcher.reader()
+        snapshot = self._current().snapshot
         scores: dict[str, int] = {}
-        for fieldname, weight in (("spell_title", 3), ("spell_summary", 2), ("spell_body", 1)):
-            if fieldname not in reader.schema:
-                continue
-            for count, (word, info) in enumerate(reader.iter_prefix(fieldname, partial)):
-                if count >= MAX_PREFIX_TERMS:
-                    break
-                word = word.decode("utf-8") if isinstance(word, bytes) else word
-                if word != partial:
-                    scores[word] = scores.get(word, 0) + weight * info.doc_frequency()
+        with snapshot.lock:
+            reader = snapshot.reader
+            if WORDS_FIELD in reader.schema:
+                for count, (word, info) in enumerate(reader.iter_prefix(WORDS_FIELD, partial)):
+                    if count >= MAX_PREFIX_TERMS:
+                        break
+                    word = word.decode("utf-8") if isinstance(word, bytes) else word
+                    if word != partial:
+                        scores[word] = info.doc_frequency()
         best = sorted(scores, key=lambda w: (-scores[w], w))[:size]
         return [head + word for word in best]
 
     # --- similar articles -----------------------------------------------------------------------
 
-    @_reading
     def similar(self, doc_id: str, size: int = 5) -> list[Hit]:
         """Articles sharing the key terms of `doc_id` (the article itself and its copies excluded)."""
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise BadRequest(f"size must be between 1 and {MAX_PAGE_SIZE}")
-        searcher = self._searcher()
-        docnum = searcher.document_number(id=doc_id)
+        view = self._current()
+        docnum = self._docnum(view, doc_id)
         if docnum is None:
             return []
-        source = searcher.stored_fields(docnum)
+        source = view.stored_fields(docnum)
         text = "\n".join([source.get("title", "")] * 2 + [source.get("summary", ""), source.get("body", "")])
-        terms = searcher.key_terms_from_text("body", text, numterms=SIMILAR_TERMS, normalize=True)
+        with view.snapshot.lock:
+            terms = view.whoosh_searcher(self.ranking.weighting()).key_terms_from_text(
+                "body", text, numterms=SIMILAR_TERMS, normalize=True)
         if not terms:
             return []
         query = wq.Or(
             [wq.Term("body", word, boost=weight) for word, weight in terms]
             + [wq.Term("title", word, boost=weight * 2) for word, weight in terms]
         )
-        results = searcher.search(query, limit=size * 3 + 5, mask={docnum})
+        ranked = rank(view.snapshot, query, size * 3 + 5, exclude={docnum}, facets=False)
         own = _Signature(source, 1.0)
-        candidates = [(hit, hit.fields()) for hit in results[: size * 3 + 5]]
-        candidates = [(hit, fields) for hit, fields in candidates if not own.same_as(_Signature(fields, 1.0))]
+        candidates = [(item, view.stored_fields(item[0])) for item in ranked.top]
+        candidates = [(item, fields) for item, fields in candidates if not own.same_as(_Signature(fields, 1.0))]
         hits = []
-        for (hit, fields), group in fold_duplicates(candidates)[:size]:
+        for ((_, score), fields), group in fold_duplicates(candidates)[:size]:
             snippet = lead(fields.get("summary") or fields.get("subtitle") or fields.get("body", ""))
-            hits.append(_make_hit(fields, snippet, float(hit.score or 0.0), len(group) - 1))
+            hits.append(_make_hit(fields, snippet, score, len(group) - 1))
         return hits
+
+    @staticmethod
+    def _docnum(view: _View, doc_id: str) -> int | None:
+        found = view.snapshot.postings("id", doc_id.encode("utf-8"))
+        for offset, postings in found:
+            for local in postings.ids:
+                docnum = offset + int(local)
+                if view.snapshot.live[docnum]:
+                    return docnum
+        return None
 
     # --- documents ------------------------------------------------------------------------------
 
-    @_reading
     def document(self, doc_id: str) -> Document | None:
-        fields = self._searcher().document(id=doc_id)
-        if fields is None:
+        view = self._current()
+        docnum = self._docnum(view, doc_id)
+        if docnum is None:
             return None
+        fields = view.stored_fields(docnum)
         return Document(
             id=fields["id"],
             title=fields.get("title") or fields["id"],
@@ -565,7 +520,7 @@ class _Page:
     facets: dict[str, dict[str, int]]
 
 
-def _make_hit(fields: dict[str, Any], snippet: str, score: float, duplicates: int) -> Hit:
+def _make_hit(fields: Mapping[str, Any], snippet: str, score: float, duplicates: int) -> Hit:
     return Hit(
         id=fields["id"],
         title=fields.get("title") or fields["id"],
@@ -581,26 +536,63 @@ def _make_hit(fields: dict[str, Any], snippet: str, score: float, duplicates: in
 
 
 _SHINGLE_WORD = re.compile(r"\w+")
+# Odd 64-bit multipliers that mix four word hashes into one shingle hash.
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+
+
+class ShingleCache:
+    """Shingles of recently compared articles by (segment, document): an article's text never
+    changes within a segment, and the same articles come up for query after query."""
+
+    def __init__(self, capacity: int = 4096):
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int], compute: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        found = compute()
+        with self._lock:
+            self._items[key] = found
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return found
 
 
 class _Signature:
     """What decides that two articles are the same: the file checksum, or (near-identical) the
     overlap of their word 4-shingles, computed only when a comparison needs them."""
 
-    def __init__(self, fields: Mapping[str, Any], score: float):
+    def __init__(self, fields: Mapping[str, Any], score: float, cache: ShingleCache | None = None):
         self.fields = fields
         checksum = fields.checksum if isinstance(fields, _LazyFields) else fields.get("checksum")
         self.checksum = str(checksum or "")
         self.score = score
-        self._shingles: frozenset[int] | None = None
+        self._cache = cache if isinstance(fields, _LazyFields) else None
+        self._shingles: np.ndarray | None = None
 
     @property
-    def shingles(self) -> frozenset[int]:
+    def shingles(self) -> np.ndarray:
         if self._shingles is None:
-            text = f"{self.fields.get('title', '')} {self.fields.get('body', '')}".lower()
-            words = _SHINGLE_WORD.findall(text)
-            self._shingles = frozenset(hash(tuple(words[i:i + 4])) for i in range(max(1, len(words) - 3)))
+            if self._cache is not None:
+                self._shingles = self._cache.get(self.fields.key, self._compute)
+            else:
+                self._shingles = self._compute()
         return self._shingles
+
+    def _compute(self) -> np.ndarray:
+        """Hashes of every run of 4 words, sorted and unique."""
+        text = f"{self.fields.get('title', '')} {self.fields.get('body', '')}".lower()
+        words = np.fromiter(map(hash, _SHINGLE_WORD.findall(text)), dtype=np.int64).view(np.uint64)
+        if len(words) < 4:
+            words = np.concatenate([words, np.zeros(4 - len(words), dtype=np.uint64)])
+        with np.errstate(over="ignore"):
+            runs = words[:-3] * _MIX[0] + words[1:-2] * _MIX[1] + words[2:-1] * _MIX[2] + words[3:]
+        return np.unique(runs)
 
     def same_as(self, other: "_Signature") -> bool:
         if self.checksum and self.checksum == other.checksum:
@@ -613,7 +605,7 @@ class _Signature:
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
             return False
-        common = len(self.shingles & other.shingles)
+        common = len(np.intersect1d(self.shingles, other.shingles, assume_unique=True))
         return common >= NEAR_DUPLICATE * (small + large - common)
 
 
@@ -624,14 +616,16 @@ class _LazyFields(Mapping[str, Any]):
     """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
     (a column, cheap) of every fetched hit but the text of only a few."""
 
-    def __init__(self, hit: WhooshHit, checksum: Any):
-        self._hit = hit
+    def __init__(self, view: _View, docnum: int):
+        self._view = view
+        self._docnum = docnum
         self._data: dict[str, Any] | None = None
-        self.checksum = checksum.decode("ascii", "replace") if isinstance(checksum, bytes) else checksum
+        self.checksum = view.checksum(docnum)
+        self.key = view.snapshot.locate(docnum)
 
     def _load(self) -> dict[str, Any]:
         if self._data is None:
-            self._data = self._hit.fields()
+            self._data = self._view.stored_fields(self._docnum)
         return self._data
 
     def __getitem__(self, key: str) -> Any:
@@ -644,20 +638,19 @@ class _LazyFields(Mapping[str, Any]):
         return len(self._load())
 
 
-def _lazy(searcher: WhooshSearcher, hits: Any) -> list[tuple[WhooshHit, _LazyFields]]:
-    reader = searcher.reader()
-    checksums = reader.column_reader("checksum") if reader.has_column("checksum") else None
-    return [(hit, _LazyFields(hit, checksums[hit.docnum] if checksums is not None else None)) for hit in hits]
+def _lazy(view: _View, ranked: Ranked) -> list[tuple[tuple[int, float], _LazyFields]]:
+    return [(item, _LazyFields(view, item[0])) for item in ranked.top]
 
 
-def fold_duplicates(ranked: list[tuple[T, dict[str, Any]]], scores: list[float] | None = None) -> list[tuple[tuple[T, dict[str, Any]], list[T]]]:
+def fold_duplicates(ranked: list[tuple[T, Mapping[str, Any]]], scores: list[float] | None = None,
+                    cache: ShingleCache | None = None) -> list[tuple[tuple[T, Mapping[str, Any]], list[T]]]:
     """Ranked (hit, stored fields) -> [(best hit, its group)], each group holding an article and
     the identical or near-identical articles ranked below it. `scores` (one per item) lets the
     near-duplicate test skip pairs whose scores differ; without them every pair is compared."""
     kept: list[tuple[tuple[T, dict[str, Any]], list[T], _Signature]] = []
     by_checksum: dict[str, list[T]] = {}
     for index, item in enumerate(ranked):
-        signature = _Signature(item[1], scores[index] if scores else 1.0)
+        signature = _Signature(item[1], scores[index] if scores else 1.0, cache)
         group = by_checksum.get(signature.checksum) if signature.checksum else None
         if group is None:
             group = _near_duplicate_group(kept, signature, ordered=scores is not None)

@@ -8,9 +8,11 @@ and by `searchd index`. Running it twice in a row changes nothing the second tim
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
 import time
 from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -18,7 +20,8 @@ from typing import Callable, Iterator
 
 from .articles import Article, FileStamp, Skip, read_article
 from .folder import FileRules, walk
-from .index import ChangeBatch, Indexed, IndexWriter
+from .index import ChangeBatch, Indexed, IndexWriter, die_with_parent, to_document
+from .segments import SegmentBuilder, StagedSegment
 
 log = logging.getLogger("searchd.sync")
 
@@ -26,16 +29,15 @@ Progress = Callable[[int, int], None]
 
 # Below this many files, starting worker processes costs more than it saves.
 _PARALLEL_THRESHOLD = 400
+_WORKERS = 2
+# parse_all: files a worker parses per task, and tasks submitted ahead of the consumer.
 _CHUNK = 64
-# Chunks parsed ahead of the writer. The writer (analysis and postings, one process) is several
-# times slower than parsing, so without a bound every parsed article of a 100,000-file folder
-# would wait in memory.
 _AHEAD = 8
-# A bulk reconcile commits its first batch at `batch_size` (the first results show up quickly)
-# and doubles each following batch up to this many times `batch_size`: 21,577 Reuters articles
-# become 5 segments instead of 22 (no merge needed afterwards, faster queries, a smaller index),
-# while at most this many parsed articles are held in memory at once.
-_MAX_BATCH_FACTOR = 8
+# A bulk reconcile's workers each write whole segments; a segment holds at most this many times
+# `batch_size` articles or this many bytes of files (what a worker keeps in memory), so 21,577
+# Reuters articles become 8 segments.
+_MAX_SEGMENT_FACTOR = 4
+_MAX_SEGMENT_BYTES = 32 << 20
 
 
 @dataclass
@@ -108,6 +110,13 @@ def _parse_chunk(args: tuple[Path, list[tuple[str, Path]], int]) -> list[Parsed]
     return [parse_one(root, path, article_id, max_bytes) for article_id, path in items]
 
 
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh interpreters, not forks: the daemon forks from a process full of threads (observer,
+    web server), and a fork can inherit a lock some other thread held at that instant."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent)
+
+
 def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iterator[Parsed]:
     """Parse files, on every core when there are many; results keep the input order."""
     if len(items) < _PARALLEL_THRESHOLD:
@@ -115,7 +124,7 @@ def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iter
             yield parse_one(root, path, article_id, max_bytes)
         return
     chunks = ((root, items[i:i + _CHUNK], max_bytes) for i in range(0, len(items), _CHUNK))
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with _worker_pool(_WORKERS) as pool:
         # A sliding window of submitted chunks (Executor.map would submit them all at once).
         window = deque(pool.submit(_parse_chunk, chunk) for chunk in islice(chunks, _AHEAD))
         while window:
@@ -123,6 +132,113 @@ def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iter
             window.extend(pool.submit(_parse_chunk, chunk) for chunk in islice(chunks, 1))
             yield from parsed
 
+
+# --- building segments in worker processes --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the reconcile needs to know of one file a worker read: indexed, or skipped why."""
+
+    article_id: str
+    reason: str = ""  # set when the file was skipped
+    size: int = 0
+    checksum: str = ""
+    warning: str = ""
+
+
+@dataclass(frozen=True)
+class _SegmentTask:
+    root: Path
+    items: list[tuple[str, Path]]
+    max_bytes: int
+    index_folder: str
+    schema: bytes  # the index's schema, pickled
+
+
+def _build_segment(task: _SegmentTask) -> tuple[list[Outcome], StagedSegment | None]:
+    """In a worker: parse the files and write them as one staged segment."""
+    builder = SegmentBuilder(pickle.loads(task.schema), task.index_folder)
+    outcomes: list[Outcome] = []
+    try:
+        for article_id, path in task.items:
+            parsed = parse_one(task.root, path, article_id, task.max_bytes)
+            article = parsed.article
+            if article is None:
+                outcomes.append(Outcome(article_id, reason=parsed.reason))
+                continue
+            try:
+                builder.add(to_document(article))
+            except Exception as exc:  # a value Whoosh refuses: skip this one, keep the rest
+                log.exception("cannot index %s", article_id)
+                outcomes.append(Outcome(article_id, reason=f"cannot be indexed ({type(exc).__name__})"))
+                continue
+            outcomes.append(Outcome(article_id, size=article.size, checksum=article.checksum,
+                                    warning=article.extra.get("warning", "")))
+        staged = builder.finish() if len(builder) else None
+    except BaseException:
+        builder.discard()
+        raise
+    if staged is None:
+        builder.discard()
+    return outcomes, staged
+
+
+def _segment_tasks(writer: IndexWriter, root: Path, items: list[tuple[str, Path, int]],
+                   max_bytes: int, batch_size: int) -> Iterator[_SegmentTask]:
+    """Consecutive runs of files, one segment each: the first of half a batch (the first
+    results are searchable quickly), then doubling up to _MAX_SEGMENT_FACTOR batches or
+    _MAX_SEGMENT_BYTES of files, whichever comes first (a worker holds one segment in memory)."""
+    schema = pickle.dumps(writer.ix.schema)
+    folder = writer.ix.storage.folder
+    limit = max(1, batch_size // 2)
+    run: list[tuple[str, Path]] = []
+    run_bytes = 0
+    for article_id, path, size in items:
+        run.append((article_id, path))
+        run_bytes += size
+        if len(run) >= limit or run_bytes >= _MAX_SEGMENT_BYTES:
+            yield _SegmentTask(root, run, max_bytes, folder, schema)
+            run, run_bytes = [], 0
+            limit = min(limit * 2, batch_size * _MAX_SEGMENT_FACTOR)
+    if run:
+        yield _SegmentTask(root, run, max_bytes, folder, schema)
+
+
+def _built_in_workers(writer: IndexWriter, root: Path, items: list[tuple[str, Path, int]], max_bytes: int,
+                      batch_size: int, waiting: Callable[[], None]) -> Iterator[tuple[list[Outcome], StagedSegment | None]]:
+    """Segments built by _WORKERS processes, in the order of `items`. `waiting` is called about
+    twice a second while none is ready (progress reports; raising there stops everything)."""
+    tasks = _segment_tasks(writer, root, items, max_bytes, batch_size)
+    pool = _worker_pool(_WORKERS)
+    window: deque[Future] = deque(pool.submit(_build_segment, task) for task in islice(tasks, _WORKERS + 1))
+    try:
+        while window:
+            while True:
+                try:
+                    result = window[0].result(timeout=0.5)
+                    break
+                except FutureTimeout:
+                    waiting()
+            window.popleft()
+            window.extend(pool.submit(_build_segment, task) for task in islice(tasks, 1))
+            yield result
+    except BaseException:
+        # Stopping (or a failed commit): do not wait for segments nobody will publish.
+        for future in window:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        for future in window:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                staged = future.result()[1]
+                if staged is not None:
+                    staged.discard()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- the reconcile ---------------------------------------------------------------------------------
 
 def reconcile(
     writer: IndexWriter,
@@ -142,43 +258,66 @@ def reconcile(
     report.unchanged = work.unchanged
     total = len(work.read) + len(work.deletes)
     done = 0
-    if progress:
-        progress(0, total)
 
-    batch = ChangeBatch(deletes=list(work.deletes))
-    report.deleted = len(work.deletes)
-    done += len(work.deletes)
-    limit = batch_size
-    for parsed in parse_all(root, work.read, max_bytes):
-        known = indexed.get(parsed.article_id)
-        if parsed.article is None:
-            report.skipped[parsed.article_id] = parsed.reason
-            log.warning("skipped %s: %s", parsed.article_id, parsed.reason)
-            if on_skip:
-                on_skip(parsed.article_id, parsed.reason)
-            if known is not None:  # it was an article and is not one any more
-                batch.deletes.append(parsed.article_id)
-                report.deleted += 1
-        else:
-            article = parsed.article
-            warning = article.extra.get("warning")
-            if warning:
-                log.warning("%s: %s", article.id, warning)
-            report.bytes_read += article.size
-            if known is None:
-                report.added += 1
-            elif known.checksum == article.checksum:
-                report.unchanged += 1  # touched, same bytes: refresh the stamp only
-            else:
-                report.updated += 1
-            batch.upserts.append(article)
-        done += 1
-        if len(batch) >= limit:
-            writer.apply(batch)
-            batch = ChangeBatch()
-            limit = min(limit * 2, batch_size * _MAX_BATCH_FACTOR)
+    def tell() -> None:
         if progress:
             progress(done, total)
-    writer.apply(batch)
+
+    tell()
+    if work.deletes:
+        writer.apply(ChangeBatch(deletes=list(work.deletes)))
+        report.deleted = len(work.deletes)
+        done += len(work.deletes)
+        tell()
+
+    def account(outcome: Outcome, batch: ChangeBatch) -> bool:
+        """Count one file in the report; True when it is (to be) indexed."""
+        known = indexed.get(outcome.article_id)
+        if outcome.reason:
+            report.skipped[outcome.article_id] = outcome.reason
+            log.warning("skipped %s: %s", outcome.article_id, outcome.reason)
+            if on_skip:
+                on_skip(outcome.article_id, outcome.reason)
+            if known is not None:  # it was an article and is not one any more
+                batch.deletes.append(outcome.article_id)
+                report.deleted += 1
+            return False
+        if outcome.warning:
+            log.warning("%s: %s", outcome.article_id, outcome.warning)
+        report.bytes_read += outcome.size
+        if known is not None and not batch.replace_staged:
+            batch.deletes.append(outcome.article_id)
+        if known is None:
+            report.added += 1
+        elif known.checksum == outcome.checksum:
+            report.unchanged += 1  # touched, same bytes: refresh the stamp only
+        else:
+            report.updated += 1
+        return True
+
+    if len(work.read) >= _PARALLEL_THRESHOLD:
+        items = [(article_id, path, on_disk[article_id][1].size) for article_id, path in work.read]
+        for outcomes, staged in _built_in_workers(writer, root, items, max_bytes, batch_size, tell):
+            batch = ChangeBatch(staged=[staged] if staged is not None else [], replace_staged=False)
+            for outcome in outcomes:
+                account(outcome, batch)
+            writer.apply(batch)
+            done += len(outcomes)
+            tell()
+    else:
+        batch = ChangeBatch()
+        for parsed in parse_all(root, work.read, max_bytes):
+            article = parsed.article
+            outcome = (Outcome(parsed.article_id, reason=parsed.reason) if article is None else
+                       Outcome(article.id, size=article.size, checksum=article.checksum,
+                               warning=article.extra.get("warning", "")))
+            if account(outcome, batch):
+                batch.upserts.append(article)
+            done += 1
+            if len(batch) >= batch_size:
+                writer.apply(batch)
+                batch = ChangeBatch()
+            tell()
+        writer.apply(batch)
     report.seconds = time.monotonic() - started
     return report

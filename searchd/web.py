@@ -37,7 +37,8 @@ from werkzeug.routing import PathConverter
 from .config import Config
 from .index import IndexMissing, IndexReader, index_stats, read_status
 from .query import MAX_QUERY_CHARS, QueryTooLong
-from .schema import text_analyzer
+from .schema import TextAnalyzer
+from .snippets import marked
 from .search import MAX_PAGE, MAX_PAGE_SIZE, BadRequest, SearchRequest, Searcher
 
 log = logging.getLogger("searchd.web")
@@ -199,19 +200,13 @@ class Marker:
             original = text[token.startchar:token.endchar]
             if token.text in self.stems or (self.prefixes and _fold(original).startswith(self.prefixes)):
                 spans.append((token.startchar, token.endchar))
-        out, last = [], 0
-        for start, end in spans:
-            out.append(html.escape(text[last:start], quote=False))
-            out.append("<mark>" + html.escape(text[start:end], quote=False) + "</mark>")
-            last = end
-        out.append(html.escape(text[last:], quote=False))
-        return "".join(out)
+        return marked(text, spans)
 
 
 @lru_cache(maxsize=1)
 def _analyzer() -> Any:
     """The index's own analyzer (built once: its stemming cache is worth keeping)."""
-    return text_analyzer()
+    return TextAnalyzer()
 
 
 def _fold(word: str) -> str:

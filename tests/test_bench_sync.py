@@ -1,5 +1,6 @@
-"""Bulk reconcile speed-related behaviour of searchd/sync.py: growing commit batches (few
-segments after a bulk index) and bounded, order-keeping parallel parsing."""
+"""Bulk reconcile speed-related behaviour of searchd/sync.py: segments built by worker
+processes in growing sizes (few segments after a bulk index, the first results early) and
+bounded, order-keeping parallel parsing."""
 
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ def _write_articles(folder: Path, count: int) -> None:
         )
 
 
-def test_bulk_commits_grow_so_a_big_folder_makes_few_segments(tmp_path: Path) -> None:
+def test_bulk_segments_grow_so_a_big_folder_makes_few_segments(tmp_path: Path) -> None:
     folder, index_dir = tmp_path / "articles", tmp_path / "index"
     _write_articles(folder, 1_250)
     writer = IndexWriter(index_dir)
     generation = writer.ix.latest_generation()
     report = reconcile(writer, folder, FileRules(), 1 << 20, batch_size=100)
-    # 100, 200, 400, then the rest (550): four commits, not thirteen.
+    # Half a batch first, then doubling up to four batches: 50, 100, 200, 400, 400 and the
+    # rest (100), one commit each, not twenty-five.
     assert report.added == 1_250
-    assert writer.ix.latest_generation() - generation == 4
-    assert writer.segment_count() == 4
+    assert writer.ix.latest_generation() - generation == 6
+    assert writer.segment_count() == 6
+    assert not any((index_dir / writer.ix.storage.folder).joinpath(".staging").iterdir())
     searcher = Searcher(index_dir)
     assert searcher.search(SearchRequest(q="oil")).total == 1_250
     assert [hit.id for hit in searcher.search(SearchRequest(q="word1249")).hits] == ["markets/01249.txt"]
