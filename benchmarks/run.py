@@ -83,13 +83,14 @@ def worker(args: argparse.Namespace) -> None:
     if args.random_queries:
         from engines import Query, parse_clauses
 
-        distinct = json.loads(Path(args.random_queries).read_text())[:300]
+        distinct = json.loads(Path(args.random_queries).read_text())
         sample = []
-        for text in distinct:
+        for text in distinct[:300]:
             started = time.perf_counter()
             engine.search(Query("random", text, parse_clauses(text)))
             sample.append(time.perf_counter() - started)
         result["latency_random"] = percentiles(sample)
+        result["latency_random_8_threads"] = _concurrent(engine, distinct[300:900], threads=8)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a worker started by a
     # big parent would report the parent's size.
     result["peak_rss_mb"] = _vm_hwm_mb()
@@ -99,6 +100,39 @@ def worker(args: argparse.Namespace) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown of big indexes: not part of any figure
+
+
+def _concurrent(engine, texts: list[str], threads: int) -> dict:
+    """The same kind of queries from `threads` threads at once, each sending its next query
+    when the last is answered: what the engine itself gives 8 concurrent users, to compare
+    the HTTP figures with at the same concurrency."""
+    import threading
+
+    from engines import Query, parse_clauses
+
+    latencies: list[float] = []
+    lock = threading.Lock()
+    work = iter(texts)
+
+    def client() -> None:
+        mine = []
+        while True:
+            with lock:
+                text = next(work, None)
+            if text is None:
+                break
+            started = time.perf_counter()
+            engine.search(Query("random", text, parse_clauses(text)))
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+
+    pool = [threading.Thread(target=client) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return percentiles(latencies)
 
 
 def _vm_hwm_mb() -> float:

@@ -96,7 +96,7 @@ def _serve_http(config: Config, status: Callable[[], dict[str, Any]] | None) -> 
 
     from .web import create_app
 
-    app = create_app(config, status=status)
+    app = create_app(config, status=status, warm_up=True)
     try:
         server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="searchd")
     except OSError as exc:

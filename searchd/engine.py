@@ -285,6 +285,10 @@ class Snapshot:
         leaf, offset, data = self.leaves[index]
         return data.segment_id, docnum - offset
 
+    def text_length(self, docnum: int) -> float:
+        """Indexed terms of a document's title and body (approximate: Whoosh keeps a byte)."""
+        return sum(float(self.lengths[name][docnum]) for name in ("title", "body") if name in self.lengths)
+
     def column_value(self, name: str, docnum: int) -> Any:
         """A document's value in a column (Whoosh builds a column reader's offsets on creation:
         keep one per snapshot)."""

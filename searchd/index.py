@@ -156,6 +156,11 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _storage(directory: Path, readonly: bool = False) -> FileStorage:
+    """Index files are read with pread, not mapped (see _read_segments_with_pread)."""
+    return FileStorage(str(directory), readonly=readonly, supports_mmap=False)
+
+
 def _next_dir_name(index_dir: Path) -> str:
     numbers = [int(p.name[3:]) for p in index_dir.glob("ix-*") if p.name[3:].isdigit()]
     return f"ix-{max(numbers, default=0) + 1}"
@@ -195,6 +200,86 @@ def _remember_missing_length_columns() -> None:
 
 
 _remember_missing_length_columns()
+
+
+class _PreadReader:
+    """The file-like side of a _PreadFile: sequential reads, each one os.pread."""
+
+    def __init__(self, fd: int, offset: int, length: int):
+        self._fd, self._offset, self._length = fd, offset, length
+        self._position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._length - self._position
+        size = left if size is None or size < 0 else max(0, min(size, left))
+        data = os.pread(self._fd, size, self._offset + self._position)
+        self._position += len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:  # pickle.load asks for it; protocol 2 never uses it
+        line = b""
+        while not line.endswith(b"\n") and (piece := self.read(1)):
+            line += piece
+        return line
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        self._position = {0: 0, 1: self._position, 2: self._length}[whence] + position
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _read_segments_with_pread() -> None:
+    """Whoosh reads a file inside a segment's compound file either through a memory map, as
+    BytesIO(map) (which copies the whole file: every reader held a private copy of every
+    postings file and term dictionary) or through a shared file object (a seek and a read, in
+    Python, per read, and one position for all threads). Here each read is one os.pread: no
+    copy, no mapping (the page cache keeps the index, the process does not), and no shared
+    position. The readers of searchd open storage with supports_mmap=False to take this path."""
+    from whoosh.filedb import compound, structfile
+
+    if getattr(compound.CompoundStorage, "_searchd_pread", False) or not hasattr(os, "pread"):
+        return
+
+    class PreadFile(structfile.StructFile):
+        def __init__(self, owner: Any, offset: int, length: int, name: str | None = None):
+            self._owner = owner  # keeps the descriptor open while any part of the file is read
+            self._fd, self._offset, self._length = owner.fileno(), offset, length
+            self._name = name
+            self.file = _PreadReader(self._fd, offset, length)
+            self.onclose = None
+            self.is_real = False
+            self.is_closed = False
+
+        def get(self, position: int, length: int) -> bytes:
+            return os.pread(self._fd, max(0, min(length, self._length - position)), self._offset + position)
+
+        def subset(self, position: int, length: int, name: str | None = None) -> "PreadFile":
+            return PreadFile(self._owner, self._offset + position, length, name or self._name)
+
+        def close(self) -> None:
+            self.is_closed = True
+
+    original = compound.CompoundStorage.open_file
+
+    def open_file(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self._source is None and self._file is not None and hasattr(self._file, "fileno") and not self.is_closed:
+            offset, length = self.range(name)
+            return PreadFile(self._file, offset, length, name=name)
+        return original(self, name, *args, **kwargs)
+
+    compound.CompoundStorage.open_file = open_file
+    compound.CompoundStorage._searchd_pread = True
+
+
+_read_segments_with_pread()
 
 
 # --- the writer lock ---------------------------------------------------------------------------
@@ -315,7 +400,7 @@ class IndexReader:
             if directory is None:
                 raise IndexMissing(missing)
             try:
-                return _RefreshSafeIndex(FileStorage(str(directory), readonly=True))
+                return _RefreshSafeIndex(_storage(directory, readonly=True))
             except whoosh_index.EmptyIndexError:
                 raise IndexMissing(missing) from None
             except FileNotFoundError:
@@ -481,7 +566,7 @@ class IndexWriter:
         if directory is not None and directory.exists():
             meta = _read_meta(directory)
             try:
-                ix = _RefreshSafeIndex(FileStorage(str(directory)))
+                ix = _RefreshSafeIndex(_storage(directory))
                 read_manifest(ix)  # opens every segment: damage past the TOC shows up here, not later
             except Exception as exc:  # any damage at all: rebuild, never delete in place
                 self.rebuild_reason = f"index {directory.name} cannot be opened ({type(exc).__name__}: {exc})"
@@ -516,7 +601,7 @@ class IndexWriter:
         directory = self.index_dir / _next_dir_name(self.index_dir)
         directory.mkdir()
         whoosh_index.create_in(str(directory), build_schema())
-        ix = _RefreshSafeIndex(FileStorage(str(directory)))
+        ix = _RefreshSafeIndex(_storage(directory))
         _write_atomic(directory / META, json.dumps({"schema_version": SCHEMA_VERSION, "created": time.time()}))
         if publish:
             _write_atomic(self.index_dir / CURRENT, directory.name + "\n")

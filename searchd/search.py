@@ -239,6 +239,16 @@ class Searcher:
     def generation(self) -> tuple[str, int]:
         return self.reader.version()
 
+    def warm_up(self) -> None:
+        """Open the index and read the did-you-mean vocabulary now (a web server calls this in
+        the background at start), so the first searches do not pay for either."""
+        from .index import IndexMissing
+
+        try:
+            self.vocabulary()
+        except IndexMissing:
+            pass
+
     def document_count(self) -> int:
         from .index import IndexMissing
 
@@ -536,6 +546,9 @@ def _make_hit(fields: Mapping[str, Any], snippet: str, score: float, duplicates:
 
 
 _SHINGLE_WORD = re.compile(r"\w+")
+# Shingle sets that share NEAR_DUPLICATE of their union differ in size by less than that; index
+# lengths are approximate (one byte each), hence the margin.
+_LENGTH_RATIO = 0.6
 # Odd 64-bit multipliers that mix four word hashes into one shingle hash.
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
@@ -573,6 +586,7 @@ class _Signature:
         self.checksum = str(checksum or "")
         self.score = score
         self._cache = cache if isinstance(fields, _LazyFields) else None
+        self.length = fields.length if isinstance(fields, _LazyFields) else None
         self._shingles: np.ndarray | None = None
 
     @property
@@ -602,6 +616,12 @@ class _Signature:
         high, low = max(self.score, other.score), min(self.score, other.score)
         if low < high * NEAR_DUPLICATE_SCORE:
             return False
+        # So many shared shingles need about as many words: texts of very different lengths
+        # (in indexed terms, known without reading them) are not compared further.
+        if self.length is not None and other.length is not None:
+            short, long = sorted((self.length, other.length))
+            if short < _LENGTH_RATIO * long:
+                return False
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
             return False
@@ -622,6 +642,7 @@ class _LazyFields(Mapping[str, Any]):
         self._data: dict[str, Any] | None = None
         self.checksum = view.checksum(docnum)
         self.key = view.snapshot.locate(docnum)
+        self.length = view.snapshot.text_length(docnum)
 
     def _load(self) -> dict[str, Any]:
         if self._data is None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .analysis import TOKEN, Normaliser
 
@@ -26,6 +25,8 @@ _WINDOW = 64 * 1024
 # Matches that are plenty to choose passages from; past them the rest of a long text is not read.
 _ENOUGH = 24
 _SPACE = re.compile(r"\s+")
+# Characters that join word characters into one token ("U.S.", "don't").
+_JOINERS = ".'’"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,12 @@ class Snippets:
 
     def _matches(self, text: str, terms: frozenset[str] | set[str]) -> list[_Span]:
         """Matched words, a window at a time. The distinct tokens of a window are read first
-        (one C-speed pass); only when some read as a query term are they located, by a
-        pattern of exactly those tokens."""
+        (one C-speed pass), and only those that can read as a query term are normalised:
+        stemming and folding keep a word's first letter, so a token whose first letter no
+        query term has is skipped. Matching tokens are then located in the text."""
         spans: list[_Span] = []
         term_of = self.normaliser.term
+        initials = {term[0] for term in terms if term}
         start = 0
         while start < len(text) and len(spans) < _ENOUGH:
             end = min(len(text), start + _WINDOW)
@@ -75,10 +78,11 @@ class Snippets:
                 space = text.rfind(" ", start, end)
                 end = space if space > start else end
             found = {token: term for token in set(TOKEN.findall(text, start, end))
-                     if (term := term_of(token)) in terms}
-            if found:
-                pattern = _pattern(tuple(sorted(found, key=len, reverse=True)))
-                spans.extend(_Span(m.start(), m.end(), found[m.group()]) for m in pattern.finditer(text, start, end))
+                     if (token[0].lower() in initials or not token[0].isascii())
+                     and (term := term_of(token)) in terms}
+            window = [_Span(s, s + len(token), term) for token, term in found.items()
+                      for s in _whole_tokens(text, token, start, end)]
+            spans.extend(sorted(window, key=lambda span: span.start))
             start = end
         return spans
 
@@ -105,10 +109,29 @@ class Snippets:
         return passages
 
 
-@lru_cache(maxsize=256)
-def _pattern(tokens: tuple[str, ...]) -> re.Pattern[str]:
-    """Whole tokens only: not preceded or followed by a character a token could continue with."""
-    return re.compile(r"(?<![\w.'’])(?:" + "|".join(map(re.escape, tokens)) + r")(?![\w]|[.'’]\w)")
+def _whole_tokens(text: str, token: str, start: int, end: int) -> Iterator[int]:
+    """Where `token` stands in text[start:end] as a whole token (TOKEN would read it alone)."""
+    position = text.find(token, start, end)
+    while position >= 0:
+        after = position + len(token)
+        if not _joined(text, position - 1, -1) and not _joined(text, after, 1):
+            yield position
+        position = text.find(token, after, end)
+
+
+def _joined(text: str, i: int, step: int) -> bool:
+    """Whether the character at i (just before or after a token) makes it part of a longer one:
+    a word character, or a joiner with a word character beyond it."""
+    if not 0 <= i < len(text):
+        return False
+    if _word(text[i]):
+        return True
+    beyond = i + step
+    return text[i] in _JOINERS and 0 <= beyond < len(text) and _word(text[beyond])
+
+
+def _word(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _render(text: str, start: int, end: int, spans: tuple[_Span, ...]) -> str:

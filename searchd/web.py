@@ -303,7 +303,8 @@ def _static_versions(static: Path) -> dict[str, str]:
     }
 
 
-def create_app(config: Config, status: StatusProvider | None = None, cache_entries: int = 512) -> Flask:
+def create_app(config: Config, status: StatusProvider | None = None, cache_entries: int = 512,
+               warm_up: bool = False) -> Flask:
     folder = web_dir()
     app = Flask("searchd", template_folder=str(folder / "templates"), static_folder=None)
     # Ids are file paths, and a file name may contain a newline: Werkzeug's default path converter
@@ -311,6 +312,8 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     app.url_map.converters["path"] = _AnyPath
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     searcher = Searcher(Path(config.index_dir))
+    if warm_up:
+        threading.Thread(target=searcher.warm_up, name="searchd-warm-up", daemon=True).start()
     status = status or default_status(Path(config.index_dir))
     cache = ResponseCache(cache_entries)
     static_dir = folder / "static"
