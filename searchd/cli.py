@@ -193,6 +193,7 @@ def index_command(folder_arg: Path | None, folder: Path | None, **options: Any) 
             report = reconcile(writer, Path(config.folder), rules, config.max_file_bytes,
                                batch_size=config.batch_size, progress=progress)
         writer.finish_rebuild()
+        writer.close()
     finally:
         lock.release()
     for article_id, reason in sorted(report.skipped.items()):

@@ -169,6 +169,7 @@ def index_folder(docs: Path, index_dir: Path) -> str:
         writer = IndexWriter(index_dir)
         report = reconcile(writer, Path(docs), FileRules(), 10 * 1024 * 1024)
         writer.finish_rebuild()
+        writer.close()
     return report.summary()
 
 

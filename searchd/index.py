@@ -711,6 +711,10 @@ class IndexWriter:
             self._forget_lookup()
             raise
 
+    def close(self) -> None:
+        """Close the reader kept for finding documents to replace (the index stays as it is)."""
+        self._forget_lookup()
+
     def _forget_lookup(self) -> None:
         if self._lookup is not None:
             try:

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -206,6 +207,8 @@ class Searcher:
         self._segments: dict[str, SegmentData] = {}
         self._whoosh = threading.Lock()
         self._refresh = threading.Lock()
+        self._refresh_users = threading.Lock()
+        self._leaf_users: dict[int, int] = {}
         self._view: _View | None = None
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_key: tuple[str, int] | None = None
@@ -232,9 +235,20 @@ class Searcher:
             live = {data.segment_id for _, _, data in snapshot.leaves}
             for segment_id in [s for s in self._segments if s not in live]:
                 del self._segments[segment_id]
-            view = _View(version, snapshot, QueryReader(reader.schema, self.ranking, fuzzy=self._fuzzy_words))
+            view = _View(version, snapshot, QueryReader(reader.schema, self.ranking, fuzzy=_weakly(self._fuzzy_words)))
+            self._track(view)
             self._view = view
             return view
+
+    def _track(self, view: _View) -> None:
+        """Segment readers are shared by the snapshots that use the same segment; one is closed
+        when the last snapshot using it is gone (no query runs on it any more)."""
+        leaves = [leaf for leaf, _, _ in view.snapshot.leaves]
+        with self._refresh_users:
+            for leaf in leaves:
+                self._leaf_users[id(leaf)] = self._leaf_users.get(id(leaf), 0) + 1
+        # Not a bound method: the finalizer must not keep this Searcher alive.
+        weakref.finalize(view, _release_leaves, self._refresh_users, self._leaf_users, leaves)
 
     def generation(self) -> tuple[str, int]:
         return self.reader.version()
@@ -521,6 +535,34 @@ class Searcher:
             format=fields.get("format", ""),
             size=int(fields.get("size", 0)),
         )
+
+
+def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A bound method that does not keep its object alive (the snapshot's query reader would
+    otherwise hold the Searcher in a reference cycle)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        bound = ref()
+        return bound(*args) if bound is not None else []
+
+    return call
+
+
+def _release_leaves(lock: threading.Lock, users: dict[int, int], leaves: list[Any]) -> None:
+    unused = []
+    with lock:
+        for leaf in leaves:
+            count = users.pop(id(leaf), 1) - 1
+            if count:
+                users[id(leaf)] = count
+            else:
+                unused.append(leaf)
+    for leaf in unused:
+        try:
+            leaf.close()
+        except Exception:  # already closed by Whoosh, or a file gone: nothing to free
+            pass
 
 
 @dataclass(frozen=True)

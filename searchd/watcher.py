@@ -29,7 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
@@ -61,6 +73,12 @@ _MIN_PASS = 0.01  # while changes are pending, look at them at most every 10 ms 
 
 
 _WAITING_FOR_FOLDER = "waiting for folder"
+
+# Every kind of event but opens and closes after reading: those change nothing, and the kernel
+# then does not even send them (a bulk index reads every file, and the Python side of watchdog
+# spent seconds on a flood of 40,000 such events from the parser workers).
+_EVENT_KINDS = [FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, DirModifiedEvent, FileMovedEvent,
+                DirMovedEvent, FileDeletedEvent, DirDeletedEvent, FileClosedEvent]
 
 
 @dataclass
@@ -187,7 +205,7 @@ class Daemon:
         if not self.config.polling:
             observer = self._native_observer()
             try:
-                observer.schedule(_Handler(self._inbox), str(self.root), recursive=True)
+                observer.schedule(_Handler(self._inbox), str(self.root), recursive=True, event_filter=_EVENT_KINDS)
                 observer.start()
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENFILE):
@@ -205,7 +223,7 @@ class Daemon:
 
     def _start_polling(self) -> None:
         observer = PollingObserver(timeout=_POLL_INTERVAL)
-        observer.schedule(_Handler(self._inbox), str(self.root), recursive=True)
+        observer.schedule(_Handler(self._inbox), str(self.root), recursive=True, event_filter=_EVENT_KINDS)
         observer.start()
         self._observer, self.observer_kind = observer, "polling"
 
@@ -227,6 +245,8 @@ class Daemon:
                 return
         self.state = "stopped"
         self._write_status()
+        if self.writer is not None:
+            self.writer.close()
         self.lock.release()
         log.info("stopped")
 

@@ -33,6 +33,7 @@ def build_index(folder: Path, index_dir: Path, max_bytes: int = 10 * 1024 * 1024
         writer = IndexWriter(index_dir)
         report = reconcile(writer, folder, FileRules(), max_bytes)
         writer.finish_rebuild()
+        writer.close()
     return report
 
 
