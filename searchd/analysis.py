@@ -21,9 +21,11 @@ from whoosh.support.charset import accent_map
 
 TOKEN = re.compile(r"\w+(?:[.'’]\w+)*")
 
-# Distinct raw tokens remembered per normaliser; past it the memo starts again (a big archive
-# has a few hundred thousand distinct tokens, numbers and names included).
-MEMO_LIMIT = 400_000
+# Distinct raw tokens a normaliser remembers before its memo starts again: an indexer meets a
+# few hundred thousand in a big archive (numbers and names included); a searcher, which only
+# reads the hits it shows, keeps a smaller one (each entry costs ~150 bytes).
+INDEXING_MEMO = 400_000
+SEARCHING_MEMO = 50_000
 
 _STOP = (None, None)
 
@@ -32,8 +34,9 @@ class Normaliser:
     """Raw token -> (word, term), memoised: a collection repeats its words, so after the first
     few hundred articles almost every token costs one dictionary lookup."""
 
-    def __init__(self, stem: bool = True):
+    def __init__(self, stem: bool = True, memo: int = SEARCHING_MEMO):
         self.stem = stem
+        self.memo_limit = memo
         self._stemmer = Stemmer.Stemmer("english") if stem else None
         self._memo: dict[str, tuple[str | None, str | None]] = {}
 
@@ -47,7 +50,7 @@ class Normaliser:
         known = self._memo.get(token)
         if known is None:
             known = self._normalise(token)
-            if len(self._memo) >= MEMO_LIMIT:
+            if len(self._memo) >= self.memo_limit:
                 self._memo.clear()
             self._memo[token] = known
         return known

@@ -17,26 +17,24 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_right
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from pickle import dumps, loads
 from typing import Any, Callable
 
 import numpy as np
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN
-from whoosh.system import unpack_int
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
 from .query import BM25FWord, MinimumMatch, Ranking
+from .segments import posting_blocks
 
 # Whoosh stores a field's length in a document as one byte; this decodes all 256 at once.
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
 # Bytes of decoded postings kept in memory, across all segments and readers.
-POSTINGS_CACHE_BYTES = 64 << 20
+POSTINGS_CACHE_BYTES = 32 << 20
 
 
 class Unsupported(TypeError):
@@ -57,7 +55,8 @@ class Postings:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.weights.nbytes + len(self.raw_positions or b"") * 3
+        # Raw positions, and once a phrase needs them, 8-byte positions and owners: 5x the raw.
+        return self.ids.nbytes + self.weights.nbytes + len(self.raw_positions or b"") * 5
 
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """(document number, position) of every occurrence, in document then position order."""
@@ -69,39 +68,17 @@ class Postings:
 
 
 def read_postings(leaf: Any, fieldname: str, term: bytes) -> Postings | None:
-    """Decode a term's posting blocks (Whoosh's W3 format: a header tuple and a pickled, maybe
-    compressed, tuple of delta-coded ids, weights and values per block of 128)."""
-    terms = leaf._terms
+    """A term's postings in one segment as arrays, positions (if any) as one run of raw bytes."""
     try:
-        info = terms.term_info(fieldname, term)
+        info = leaf._terms.term_info(fieldname, term)
     except Exception:  # TermNotFound
         return None
     fmt = leaf.schema[fieldname].format
     positional = fmt.supports("positions") and fmt.fixed_value_size() is None
-    if info.is_inlined():
-        ids, weights, values = info.inlined_postings()
-        return Postings(np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64),
-                        b"".join(values) if positional else None)
-    # The extent's length as Whoosh reads it back is unusable (a tuple); blocks say where the
-    # list ends instead (the last one has a negative size).
-    postfile = terms._postfile
-    position = info.extent()[0] + 4  # after the header tag
     ids_parts: list[np.ndarray] = []
-    weight_parts: list[Any] = []
+    weight_parts: list[np.ndarray] = []
     value_parts: list[bytes] = []
-    last = False
-    while not last:
-        size = unpack_int(postfile.get(position, 4))[0]
-        last = size < 0
-        size = abs(size)
-        block = postfile.get(position + 4, size)
-        position += 4 + size
-        header = loads(block)
-        count, compression = header[0], header[3]
-        data = block[len(dumps(header, 2)):]
-        if compression:
-            data = zlib.decompress(data)
-        deltas, weights, values = loads(data)
+    for count, deltas, weights, values in posting_blocks(leaf._terms._postfile, info):
         ids_parts.append(np.cumsum(np.asarray(deltas, dtype=np.int64)))
         if weights is None:
             weight_parts.append(np.ones(count))
@@ -111,9 +88,8 @@ def read_postings(leaf: Any, fieldname: str, term: bytes) -> Postings | None:
             weight_parts.append(np.asarray(weights, dtype=np.float64))
         if positional and values:
             value_parts.append(b"".join(values))
-    ids = ids_parts[0] if len(ids_parts) == 1 else np.concatenate(ids_parts)
-    weights = weight_parts[0] if len(weight_parts) == 1 else np.concatenate(weight_parts)
-    return Postings(ids, weights, b"".join(value_parts) if positional else None)
+    return Postings(_joined(ids_parts, np.int64), _joined(weight_parts, np.float64),
+                    b"".join(value_parts) if positional else None)
 
 
 class PostingsCache:
@@ -147,6 +123,17 @@ class PostingsCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def retain(self, segment_ids: set[str]) -> None:
+        """Forget the postings of segments that are gone (merged away or deleted)."""
+        with self._lock:
+            for key in [key for key in self._items if key[0] not in segment_ids]:
+                postings = self._items.pop(key)
+                self._bytes -= postings.nbytes if postings is not None else 64
+
 
 # --- segments and snapshots -----------------------------------------------------------------------
 
@@ -162,8 +149,8 @@ class SegmentData:
         for name in schema.scorable_names():
             self.lengths[name] = self._lengths(leaf, name)
         self.dates = self._numbers(leaf, "date") if "date" in schema else np.zeros(self.size, dtype=np.int64)
-        self.categories = self._values(leaf, "category")
-        self.years = self._values(leaf, "year")
+        self.categories = Facet.of(self._values(leaf, "category"))
+        self.years = Facet.of(self._values(leaf, "year"))
 
     def _lengths(self, leaf: Any, name: str) -> np.ndarray:
         reader = leaf._perdoc._cached_reader(f"_{name}_len", LENGTHS_COLUMN)
@@ -206,6 +193,16 @@ class Facet:
         names = sorted(set(values))
         index = {name: code for code, name in enumerate(names)}
         return cls(np.fromiter((index[v] for v in values), dtype=np.int32, count=len(values)), names)
+
+    @classmethod
+    def joined(cls, parts: list["Facet"]) -> "Facet":
+        """The facets of consecutive segments as one, recoding each part's codes (no Python
+        work per document: a snapshot is rebuilt after every commit)."""
+        names = sorted({name for part in parts for name in part.names})
+        index = {name: code for code, name in enumerate(names)}
+        codes = [np.asarray([index[n] for n in part.names], dtype=np.int32)[part.codes] if part.names
+                 else part.codes for part in parts]
+        return cls(_joined(codes, np.int32), names)
 
     def counts(self, docs: np.ndarray) -> dict[str, int]:
         counted = np.bincount(self.codes[docs], minlength=len(self.names))
@@ -251,8 +248,8 @@ class Snapshot:
         self.average_length = {name: (totals.get(name, 0) / self.size if self.size else 0.0) or 1.0
                                for name in self.lengths}
         self.dates = _joined([d.dates for _, _, d in self.leaves], np.int64)
-        self.categories = Facet.of([c for _, _, d in self.leaves for c in d.categories])
-        self.years = Facet.of([y for _, _, d in self.leaves for y in d.years])
+        self.categories = Facet.joined([d.categories for _, _, d in self.leaves])
+        self.years = Facet.joined([d.years for _, _, d in self.leaves])
         self._frequencies: dict[tuple[str, bytes], int] = {}
         self._columns: dict[str, Any] = {}
 

@@ -783,7 +783,8 @@ def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list
     (fewer than `budget` documents each) into one, as many as it takes to leave `target` small
     ones but not more than `budget` documents in all. Whoosh's MERGE_SMALL bounds neither the count
     (it leaves alone any segment past a Fibonacci threshold) nor the time (it may rewrite most of
-    the index while every update waits)."""
+    the index while every update waits). The merged segment is written by segments.py (a posting
+    list at a time, not Whoosh's posting at a time) and takes the place of the first it replaces."""
 
     def policy(writer: Any, segments: list[Any]) -> list[Any]:
         from whoosh.reading import SegmentReader
@@ -798,12 +799,28 @@ def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list
             total += segment.doc_count_all()
         if len(merge) < 2:
             return live
-        for segment in merge:
-            reader = SegmentReader(writer.storage, writer.schema, segment)
-            writer.add_reader(reader)
-            reader.close()
-        merged = {id(segment) for segment in merge}
-        return [segment for segment in live if id(segment) not in merged]
+        chosen = {id(segment) for segment in merge}
+        in_order = [segment for segment in live if id(segment) in chosen]
+        readers = [SegmentReader(writer.storage, writer.schema, segment) for segment in in_order]
+        builder = SegmentBuilder(writer.schema, writer.storage.folder)
+        try:
+            builder.copy(readers)
+            staged = builder.finish()
+        except BaseException:
+            builder.discard()
+            raise
+        finally:
+            for reader in readers:
+                reader.close()
+        staged.move_into(writer.storage.folder)
+        staged.discard()
+        merged: list[Any] = []
+        for segment in live:
+            if id(segment) not in chosen:
+                merged.append(segment)
+            elif segment is in_order[0]:
+                merged.append(staged.segment)
+        return merged
 
     return policy
 

@@ -233,8 +233,12 @@ class Searcher:
             reader = self.reader.open_reader(previous)
             snapshot = Snapshot(reader, self.ranking, self._cache, self._segments, self._whoosh)
             live = {data.segment_id for _, _, data in snapshot.leaves}
-            for segment_id in [s for s in self._segments if s not in live]:
+            gone = [s for s in self._segments if s not in live]
+            for segment_id in gone:
                 del self._segments[segment_id]
+            if gone:  # caches keyed by segment: what they hold of the old ones is dead weight
+                self._cache.retain(live)
+                self._shingles.retain(live)
             view = _View(version, snapshot, QueryReader(reader.schema, self.ranking, fuzzy=_weakly(self._fuzzy_words)))
             self._track(view)
             self._view = view
@@ -616,6 +620,11 @@ class ShingleCache:
             if len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return found
+
+    def retain(self, segment_ids: set[str]) -> None:
+        with self._lock:
+            for key in [key for key in self._items if key[0] not in segment_ids]:
+                del self._items[key]
 
 
 class _Signature:

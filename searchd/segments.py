@@ -14,6 +14,7 @@ Whoosh would read it.
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import uuid
@@ -24,18 +25,18 @@ from pathlib import Path
 import struct
 import sys
 from hashlib import md5
+from itertools import accumulate, groupby
 from operator import sub
-from pickle import dumps
+from pickle import dumps, loads
 from typing import Any, Iterable, Iterator
-
 from whoosh.codec import default_codec
 from whoosh.codec.whoosh3 import W3TermInfo, WHOOSH3_HEADER_MAGIC
 from whoosh.fields import Schema
 from whoosh.filedb.filestore import FileStorage
-from whoosh.system import pack_int, pack_long, pack_ushort
+from whoosh.system import pack_int, pack_long, pack_ushort, unpack_int
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from .analysis import Normaliser
+from .analysis import INDEXING_MEMO, Normaliser
 from .schema import TEXT_FIELDS, WORDS_FIELD
 
 STAGING = ".staging"
@@ -73,6 +74,59 @@ def staging_root(index_folder: str | Path) -> Path:
     return Path(index_folder) / STAGING
 
 
+def posting_blocks(postfile: Any, info: W3TermInfo) -> Iterator[tuple[int, tuple[int, ...], Any, Any]]:
+    """A term's posting blocks as Whoosh's W3 format stores them (per block of 128: a header
+    tuple, then a pickled, maybe compressed, tuple of delta-coded ids, weights and values):
+    (count, deltas, weights, values) per block, weights and values as stored (None for all 1.0
+    or none, one float for all equal, else a tuple; values joined when of fixed size)."""
+    if info.is_inlined():
+        ids, weights, values = info.inlined_postings()
+        yield len(ids), tuple(ids[:1]) + tuple(map(sub, ids[1:], ids[:-1])), tuple(weights), tuple(values)
+        return
+    # The extent's length as Whoosh reads it back is unusable (a tuple); blocks say where the
+    # list ends instead (the last one has a negative size).
+    position = info.extent()[0] + 4  # after the header tag
+    last = False
+    while not last:
+        size = unpack_int(postfile.get(position, 4))[0]
+        last = size < 0
+        size = abs(size)
+        block = postfile.get(position + 4, size)
+        position += 4 + size
+        header = loads(block)
+        data = block[len(dumps(header, 2)):]
+        if header[3]:  # compression level
+            data = zlib.decompress(data)
+        deltas, weights, values = loads(data)
+        yield header[0], deltas, weights, values
+
+
+def decode_postings(postfile: Any, info: W3TermInfo, fmt: Any) -> tuple[list[int], list[float] | None, list[bytes] | None]:
+    """A term's postings: ascending document numbers, weights (None when all are 1), and each
+    posting's value bytes (None for formats without values)."""
+    fixed = fmt.fixed_value_size()
+    ids: list[int] = []
+    weights: list[float] = []
+    values: list[bytes] | None = None if fixed == 0 else []
+    ones = True
+    for count, deltas, block_weights, block_values in posting_blocks(postfile, info):
+        ids.extend(accumulate(deltas))
+        if block_weights is None:
+            weights.extend([1.0] * count)
+        elif isinstance(block_weights, float):
+            weights.extend([block_weights] * count)
+            ones = ones and block_weights == 1.0
+        else:
+            weights.extend(block_weights)
+            ones = False
+        if values is not None:
+            if fixed is None or fixed < 0:
+                values.extend(block_values)
+            else:
+                values.extend(block_values[i:i + fixed] for i in range(0, len(block_values), fixed))
+    return ids, (None if ones else weights), values
+
+
 class SegmentBuilder:
     """Add documents (the dicts of index.to_document), then `finish()` writes the segment.
 
@@ -89,7 +143,7 @@ class SegmentBuilder:
         self.codec = default_codec()
         self.segment = self.codec.new_segment(self.storage, INDEX_NAME)
         self._perdoc = self.codec.per_document_writer(self.storage, self.segment)
-        self._normaliser = Normaliser()
+        self._normaliser = Normaliser(memo=INDEXING_MEMO)
         self._names = sorted(name for name in schema.names() if name != WORDS_FIELD)
         # field -> term -> (document numbers, frequencies, positions of all of them in a row)
         self._text: dict[str, dict[str, tuple[array, array, array]]] = {name: {} for name in TEXT_FIELDS}
@@ -99,6 +153,8 @@ class SegmentBuilder:
         # field -> docnum -> length as Whoosh will read it back (a byte, decoded)
         self._lengths: dict[str, dict[int, int]] = {}
         self._ids: list[str] = []
+        # Segments being copied (a merge): their readers and old -> new document numbers.
+        self._sources: list[tuple[Any, list[int]]] = []
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -160,6 +216,67 @@ class SegmentBuilder:
                 docs.append(docnum)
         self._ids.append(document["id"])
 
+    def copy(self, leaves: list[Any]) -> None:
+        """Take the live documents of existing segments (Whoosh segment readers, in index order)
+        as they are: stored fields, lengths, columns and postings, renumbered. This is a merge:
+        what Whoosh's add_reader does one posting at a time, a posting list at a time."""
+        if self._ids or self._sources:
+            raise ValueError("a segment copies other segments or adds documents, not both")
+        for leaf in leaves:
+            self._sources.append((leaf, self._copy_documents(leaf)))
+
+    def _copy_documents(self, leaf: Any) -> list[int]:
+        schema = self.schema
+        perdoc = self._perdoc
+        names = [name for name in self._names if name in schema]
+        columns = {name: leaf.column_reader(name, translate=False) for name in names
+                   if schema[name].column_type and leaf.has_column(name)}
+        deleted = set(leaf.segment().deleted_docs() or ())
+        renumbered = [-1] * leaf.doc_count_all()
+        for old in range(leaf.doc_count_all()):
+            if old in deleted:
+                continue
+            docnum = len(self._ids)
+            stored = leaf.stored_fields(old)
+            perdoc.start_doc(docnum)
+            for name in names:
+                field = schema[name]
+                length = (leaf.doc_field_length(old, name) or 0) if field.scorable else 0
+                perdoc.add_field(name, field, stored.get(name) if field.stored else None, length)
+                if length:
+                    self._lengths.setdefault(name, {})[docnum] = length
+                if name in columns:
+                    perdoc.add_column_value(name, field.column_type, columns[name][old])
+            perdoc.finish_doc()
+            renumbered[old] = docnum
+            self._ids.append(stored["id"])
+        return renumbered
+
+    def _copied_postings(self, fieldname: str) -> Iterator[tuple[bytes, Any, Any, Any]]:
+        """The field's terms across the copied segments, in order, with their live postings."""
+        fmt = self.schema[fieldname].format
+        streams = [_terms_of(leaf, fieldname, number) for number, (leaf, _) in enumerate(self._sources)
+                   if fieldname in leaf._terms._fieldmap]
+        for term, group in groupby(heapq.merge(*streams, key=lambda item: item[0]), key=lambda item: item[0]):
+            ids: list[int] = []
+            weights: list[float] = []
+            values: list[bytes] = []
+            ones = True
+            for _, number, info in group:
+                leaf, renumbered = self._sources[number]
+                found_ids, found_weights, found_values = decode_postings(leaf._terms._postfile, info, fmt)
+                for i, old in enumerate(found_ids):
+                    new = renumbered[old]
+                    if new < 0:
+                        continue
+                    ids.append(new)
+                    weights.append(1.0 if found_weights is None else found_weights[i])
+                    if found_values is not None:
+                        values.append(found_values[i])
+                ones = ones and found_weights is None
+            if ids:
+                yield term, ids, None if ones else weights, values if fmt.fixed_value_size() != 0 else None
+
     def finish(self) -> StagedSegment:
         """Write the postings and the term index, pack the segment into one file and return it,
         still staged."""
@@ -190,6 +307,10 @@ class SegmentBuilder:
             if postings:
                 fields[name] = ((term, [p[0] for p in entry], [p[1] for p in entry], [p[2] for p in entry])
                                 for term, entry in sorted(postings.items()))
+        for leaf, _ in self._sources:
+            for name in leaf._terms._fieldmap:
+                if name in self.schema and name not in fields:
+                    fields[name] = self._copied_postings(name)
         for name in sorted(fields):
             field = self.schema[name]
             fieldwriter.start_field(name, field)
@@ -203,6 +324,14 @@ class SegmentBuilder:
             terms_out.flush()
             fieldwriter.finish_field()
         fieldwriter.close()
+
+
+def _terms_of(leaf: Any, fieldname: str, number: int) -> Iterator[tuple[bytes, int, W3TermInfo]]:
+    """(term, number, term info) of each term of a field in a segment, in order."""
+    for (name, term), info in leaf._terms.items_from(fieldname, b""):
+        if name != fieldname:
+            return
+        yield term, number, info
 
 
 def _text_postings(postings: dict[str, tuple[array, array, array]]) -> Iterator[tuple[bytes, Any, Any, Any]]:

@@ -37,7 +37,7 @@ _AHEAD = 8
 # `batch_size` articles or this many bytes of files (what a worker keeps in memory), so 21,577
 # Reuters articles become 8 segments.
 _MAX_SEGMENT_FACTOR = 4
-_MAX_SEGMENT_BYTES = 32 << 20
+_MAX_SEGMENT_BYTES = 16 << 20
 
 
 @dataclass

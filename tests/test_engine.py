@@ -134,3 +134,21 @@ def test_whoosh_itself_reads_the_index_the_engine_reads(split: Path) -> None:
     ix = whoosh_index.open_dir(str(IndexReader(split).open().storage.folder))
     assert ix.doc_count() == 240
     assert ix.searcher().search(wq.Term("body", "oil"), limit=None).scored_length() > 0
+
+
+def test_caches_forget_segments_that_are_gone(tmp_path: Path) -> None:
+    """A long-running reader must not keep postings of segments merged away (memory would
+    grow with every commit of a busy daemon)."""
+    from searchd.search import SearchRequest, Searcher
+
+    articles = _articles(60, seed=8)
+    writer = IndexWriter(tmp_path / "index", max_segments=2)
+    searcher = Searcher(tmp_path / "index")
+    for start in range(0, 60, 10):
+        writer.apply(ChangeBatch(upserts=articles[start:start + 10]))
+        searcher.search(SearchRequest(q="oil price"))
+    assert writer.merge_if_needed()
+    searcher.search(SearchRequest(q="oil price"))
+    live = {segment.segment_id() for segment in writer.ix._segments()}
+    cached = {key[0] for key in searcher._cache._items}
+    assert cached and cached <= live

@@ -152,3 +152,40 @@ def test_an_article_whoosh_refuses_is_skipped_and_its_old_version_removed(tmp_pa
     assert searcher.document_count() == 1
     assert searcher.document(good.id) is not None and searcher.document(changed.id) is None
     assert searcher.search(SearchRequest(q="zebras")).total == 0
+
+
+def test_a_merge_keeps_exactly_what_whoosh_s_own_merge_keeps(tmp_path: Path) -> None:
+    import shutil
+
+    from whoosh.reading import SegmentReader
+
+    from searchd.index import ChangeBatch, IndexWriter
+
+    articles = _articles(150, seed=6)
+    writer = IndexWriter(tmp_path / "index")
+    for start in range(0, 150, 50):
+        writer.apply(ChangeBatch(upserts=articles[start:start + 50]))
+    writer.apply(ChangeBatch(deletes=[a.id for a in articles[10:30]] + [articles[120].id]))
+    folder = Path(writer.ix.storage.folder)
+    theirs = tmp_path / "whoosh-merged"
+    shutil.copytree(folder, theirs)
+    whoosh_index.open_dir(str(theirs)).writer().commit(optimize=True)
+
+    ix = whoosh_index.open_dir(str(folder))
+    readers = [SegmentReader(ix.storage, ix.schema, segment) for segment in ix._segments()]
+    builder = SegmentBuilder(ix.schema, folder)
+    builder.copy(readers)
+    merged = builder.finish()
+    merged.move_into(str(folder))
+    ix.writer().commit(mergetype=lambda w, segments: [merged.segment])
+    merged.discard()
+
+    expected, found = _read_back(theirs), _read_back(folder)
+    assert found["postings"] == expected["postings"]
+    assert found["stored"] == expected["stored"] and len(found["stored"]) == 150 - 21
+    assert found["lengths"] == expected["lengths"]
+    [ours_segment], [their_segment] = whoosh_index.open_dir(str(folder))._segments(), whoosh_index.open_dir(str(theirs))._segments()
+    assert dict(ours_segment._fieldlengths) == dict(their_segment._fieldlengths)
+    with whoosh_index.open_dir(str(folder)).reader() as ours, whoosh_index.open_dir(str(theirs)).reader() as whoosh:
+        for column in ("id", "date", "size", "checksum", "category", "year"):
+            assert list(ours.column_reader(column)) == list(whoosh.column_reader(column)), column
