@@ -49,6 +49,10 @@ def random_queries(root: Path, count: int, seed: int = 7) -> list[str]:
 class Server:
     process: subprocess.Popen
     port: int
+    log_path: Path
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -81,12 +85,16 @@ def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int, threa
     searchd = Path(sys.executable).parent / "searchd"
     command = [str(searchd), "serve", str(folder), "--index", str(index_dir), "--port", str(port),
                "--threads", str(threads), "--log-level", "WARNING"]
-    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = Server(process, port)
+    # A file, not a pipe: nobody reads a pipe during the run, and a server whose log fills one
+    # blocks on its next write (that is how 32 clients once stalled the run for 60 s each).
+    log_path = index_dir.parent / f"{index_dir.name}-serve.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=log_file)
+    server = Server(process, port, log_path)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"searchd serve exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"searchd serve exited with {process.returncode}: {server.log_tail()}")
         try:
             status, body = server.get("/healthz", timeout=5)
             health = json.loads(body)

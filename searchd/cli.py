@@ -91,10 +91,35 @@ def _start_daemon(config: Config):
         raise click.ClickException(str(exc)) from None
 
 
+class _OncePerInterval(logging.Filter):
+    """Waitress warns "Task queue depth is N" on every request that waits for a thread: under
+    steady load from more clients than threads, a line per request. One a minute says the same."""
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.last_shown = float("-inf")
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last_shown < self.seconds:
+            self.suppressed += 1
+            return False
+        if self.suppressed:
+            record.msg = f"{record.msg} ({self.suppressed} more since the last one not shown)"
+        self.last_shown, self.suppressed = now, 0
+        return True
+
+
 def _serve_http(config: Config, status: Callable[[], dict[str, Any]] | None) -> None:
     from waitress import create_server
 
     from .web import create_app
+
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, _OncePerInterval) for f in queue_log.filters):
+        queue_log.addFilter(_OncePerInterval())
 
     app = create_app(config, status=status, warm_up=True)
     try:
