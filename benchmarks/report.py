@@ -80,7 +80,8 @@ def markdown(results: dict, chart_prefix: str = "") -> str:
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}; "
         f"whoosh-reloaded {m['whoosh-reloaded']}, tantivy {m['tantivy']}, SQLite {m['sqlite']}, waitress {m['waitress']}. "
         f"Load average at start {results['load_average_start'][0]:.2f}, at end {results.get('load_average_end', [0])[0]:.2f} "
-        "(the machine is shared: other work ran at the same time).",
+        "(the benchmark itself keeps one to two cores busy; a load well above the core count would mean "
+        "other work shared the machine).",
         "",
         "### Targets",
         "",

@@ -1,7 +1,7 @@
 """Where searchd's time goes: bulk indexing and the query mix, profiled part by part.
 
-    .venv/bin/python benchmarks/profile.py                 # Reuters-21578: 4,000 articles, the query mix
-    .venv/bin/python benchmarks/profile.py --limit 1000    # a quicker look
+    .venv/bin/python benchmarks/profile_parts.py                 # Reuters-21578: 4,000 articles, the query mix
+    .venv/bin/python benchmarks/profile_parts.py --limit 1000    # a quicker look
 
 Indexing: one worker's job (what sync.py's worker processes do for each segment) in this
 process, under cProfile: read and parse the files, analyse and invert them, write the segment.
