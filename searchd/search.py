@@ -251,8 +251,10 @@ class Searcher:
         with self._refresh_users:
             for leaf in leaves:
                 self._leaf_users[id(leaf)] = self._leaf_users.get(id(leaf), 0) + 1
-        # Not a bound method: the finalizer must not keep this Searcher alive.
-        weakref.finalize(view, _release_leaves, self._refresh_users, self._leaf_users, leaves)
+        # On the snapshot, not the view: a caller may keep only the snapshot (autocomplete did, and
+        # under churn its readers were closed mid-iteration). Not a bound method: the finalizer
+        # must not keep this Searcher alive.
+        weakref.finalize(view.snapshot, _release_leaves, self._refresh_users, self._leaf_users, leaves)
 
     def generation(self) -> tuple[str, int]:
         return self.reader.version()

@@ -152,3 +152,28 @@ def test_caches_forget_segments_that_are_gone(tmp_path: Path) -> None:
     live = {segment.segment_id() for segment in writer.ix._segments()}
     cached = {key[0] for key in searcher._cache._items}
     assert cached and cached <= live
+
+
+def test_autocomplete_keeps_working_while_commits_replace_its_snapshot(tmp_path: Path) -> None:
+    """Segment readers are closed when their last snapshot goes; a thread still completing a
+    word on an older snapshot must not find its readers closed (a 500 under churn, before)."""
+    import gc
+
+    from searchd.search import SearchRequest, Searcher
+
+    articles = _articles(40, seed=9)
+    writer = IndexWriter(tmp_path / "index", max_segments=2)
+    writer.apply(ChangeBatch(upserts=articles[:10]))
+    searcher = Searcher(tmp_path / "index")
+    old = searcher._current().snapshot  # what suggest() holds while it iterates
+    for start in range(10, 40, 10):
+        writer.apply(ChangeBatch(upserts=articles[start:start + 10]))
+        searcher.search(SearchRequest(q="oil price"))
+    assert writer.merge_if_needed()
+    searcher.search(SearchRequest(q="oil price"))
+    gc.collect()
+    with old.lock:
+        words = [word for word, _ in old.reader.iter_prefix("words", "o")]
+    assert words
+    assert searcher.suggest("o")
+    writer.close()
