@@ -92,6 +92,11 @@ def read_postings(leaf: Any, fieldname: str, term: bytes) -> Postings | None:
                     b"".join(value_parts) if positional else None)
 
 
+def _entry_bytes(postings: Postings | None) -> int:
+    """What an entry of the cache counts for; a term a segment lacks is remembered too."""
+    return postings.nbytes if postings is not None else 64
+
+
 class PostingsCache:
     """Decoded postings by (segment, field, term), least recently used first out. Shared by
     every snapshot of an index: a segment's postings never change (deletions are a mask)."""
@@ -108,7 +113,7 @@ class PostingsCache:
                 self._items.move_to_end(key)
                 return self._items[key]
         postings = load()
-        size = postings.nbytes if postings is not None else 64
+        size = _entry_bytes(postings)
         if size > self.capacity // 4:
             return postings  # a huge list is not worth pushing everything else out
         with self._lock:
@@ -117,22 +122,18 @@ class PostingsCache:
                 self._bytes += size
                 while self._bytes > self.capacity and self._items:
                     _, old = self._items.popitem(last=False)
-                    self._bytes -= old.nbytes if old is not None else 64
+                    self._bytes -= _entry_bytes(old)
         return postings
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
 
     def retain(self, segment_ids: set[str]) -> None:
         """Forget the postings of segments that are gone (merged away or deleted)."""
         with self._lock:
             for key in [key for key in self._items if key[0] not in segment_ids]:
                 postings = self._items.pop(key)
-                self._bytes -= postings.nbytes if postings is not None else 64
+                self._bytes -= _entry_bytes(postings)
 
 
 # --- segments and snapshots -----------------------------------------------------------------------

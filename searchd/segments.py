@@ -255,6 +255,7 @@ class SegmentBuilder:
     def _copied_postings(self, fieldname: str) -> Iterator[tuple[bytes, Any, Any, Any]]:
         """The field's terms across the copied segments, in order, with their live postings."""
         fmt = self.schema[fieldname].format
+        keeps_values = fmt.fixed_value_size() != 0
         streams = [_terms_of(leaf, fieldname, number) for number, (leaf, _) in enumerate(self._sources)
                    if fieldname in leaf._terms._fieldmap]
         for term, group in groupby(heapq.merge(*streams, key=lambda item: item[0]), key=lambda item: item[0]):
@@ -275,7 +276,7 @@ class SegmentBuilder:
                         values.append(found_values[i])
                 ones = ones and found_weights is None
             if ids:
-                yield term, ids, None if ones else weights, values if fmt.fixed_value_size() != 0 else None
+                yield term, ids, None if ones else weights, values if keeps_values else None
 
     def finish(self) -> StagedSegment:
         """Write the postings and the term index, pack the segment into one file and return it,
