@@ -117,6 +117,13 @@ def running(folder: Path, index_dir: Path, daemon_class: type[Daemon] = Daemon,
         daemon.stop()
 
 
+def settled(daemon: Daemon, timeout: float = 10.0) -> None:
+    """Until the daemon holds no change it has seen and not committed. Events arrive in the
+    order the files were changed, so once a file changed last is searchable and nothing is
+    pending, every earlier change has been decided on (indexed, or rightly ignored)."""
+    eventually(lambda: daemon.pending() == 0, timeout=timeout)
+
+
 def atomic_save(path: Path, text: str) -> None:
     """What editors do: write a temporary beside the file, then rename it over the original."""
     tmp = path.with_name(f".{path.name}.swp")

@@ -32,6 +32,7 @@ from .daemon_helpers import (
     make_config,
     running,
     segments,
+    settled,
     write,
 )
 
@@ -94,12 +95,12 @@ def test_directories_moved_in_out_renamed_and_deleted(folder, index_dir, tmp_pat
 
 def test_atomic_save_updates_the_document_once(folder, index_dir):
     target = write(folder / "story.txt", article("first"))
-    with running(folder, index_dir):
+    with running(folder, index_dir) as daemon:
         searcher = Searcher(index_dir)
         before = generation(index_dir)
         atomic_save(target, article("second"))
         eventually(lambda: hits(searcher, "second") == {"story.txt"})
-        time.sleep(0.3)  # anything else still to come would be a second commit
+        settled(daemon)  # every event of the save handled: a second commit would have happened
         assert generation(index_dir) == before + 1
         assert hits(searcher, "first") == set()
         assert searcher.document_count() == 1
@@ -149,12 +150,12 @@ IGNORED = [
 
 
 def test_ignored_files_are_never_indexed(folder, index_dir):
-    with running(folder, index_dir):
+    with running(folder, index_dir) as daemon:
         for name in IGNORED:
             write(folder / name, article("ignored"))
-        write(folder / "real.txt", article("kept"))
+        write(folder / "real.txt", article("kept"))  # its events come after all the others
         eventually(lambda: "real.txt" in index_view(index_dir))
-        time.sleep(0.3)
+        settled(daemon)
         assert set(index_view(index_dir)) == {"real.txt"}
         assert hits(Searcher(index_dir), "ignored") == set()
 
@@ -165,13 +166,13 @@ def test_include_and_exclude_globs(folder, index_dir):
     write(folder / "keep" / "private" / "c.txt", article("three"))
     write(folder / "other" / "d.txt", article("four"))
     rules = FileRules(include=("keep/*",), exclude=("*/private/*",))
-    with running(folder, index_dir, include=rules.include, exclude=rules.exclude):
+    with running(folder, index_dir, include=rules.include, exclude=rules.exclude) as daemon:
         assert set(index_view(index_dir)) == {"keep/a.txt", "keep/b.md"}
-        write(folder / "keep" / "e.txt", article("five"))
         write(folder / "other" / "f.txt", article("six"))
         write(folder / "keep" / "private" / "g.txt", article("seven"))
+        write(folder / "keep" / "e.txt", article("five"))  # last: once it is in, the others were seen
         eventually(lambda: "keep/e.txt" in index_view(index_dir))
-        time.sleep(0.3)
+        settled(daemon)
         assert set(index_view(index_dir)) == {"keep/a.txt", "keep/b.md", "keep/e.txt"}
         assert_index_equals_folder(folder, index_dir, rules=rules)
 
@@ -183,12 +184,12 @@ def test_symlinks_are_not_followed_unless_asked(folder, index_dir, tmp_path):
     write(folder / "plain.txt", article("plain"))
     (folder / "file-link.txt").symlink_to(elsewhere / "linked.txt")
     (folder / "dir-link").symlink_to(elsewhere / "dir", target_is_directory=True)
-    with running(folder, index_dir):
+    with running(folder, index_dir) as daemon:
         assert set(index_view(index_dir)) == {"plain.txt"}
         (folder / "new-link.txt").symlink_to(elsewhere / "linked.txt")
         write(folder / "barrier.txt", article("barrier"))
         eventually(lambda: "barrier.txt" in index_view(index_dir))
-        time.sleep(0.2)
+        settled(daemon)
         assert set(index_view(index_dir)) == {"plain.txt", "barrier.txt"}
     with running(folder, index_dir, follow_symlinks=True):
         assert set(index_view(index_dir)) == {

@@ -49,6 +49,28 @@ def wait_ready(proc: subprocess.Popen, index_dir: Path, timeout: float = 30) -> 
     eventually(ready, timeout=timeout, interval=0.05)
 
 
+def start_held_watch(commits: int, marker: Path, folder: Path, index_dir: Path, log: Path,
+                     **env: str) -> subprocess.Popen:
+    """`searchd watch` whose writer stops after its `commits`th commit until it is told to stop
+    (tests/held_writer.py): the test acts in the middle of the bulk index whatever the machine's
+    speed."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "held_writer.py"), str(commits), str(marker),
+         "watch", "--folder", str(folder), "--index", str(index_dir)],
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=REPO, env={**os.environ, **env},
+    )
+
+
+def wait_held(proc: subprocess.Popen, marker: Path, timeout: float = 120) -> int:
+    """Until the held writer says it is holding; returns the documents it had committed."""
+    def held() -> bool:
+        assert proc.poll() is None, f"searchd watch exited with {proc.returncode}"
+        return marker.exists() and marker.read_text(encoding="utf-8") != ""
+
+    eventually(held, timeout=timeout, interval=0.02)
+    return int(marker.read_text(encoding="utf-8"))
+
+
 def processes_of(index_dir: Path) -> list[int]:
     """Pids of processes whose command line names this index (the daemon and its workers)."""
     found = []
@@ -87,7 +109,9 @@ def test_sigterm_commits_what_is_pending_and_exits_zero(folder, tmp_path, procs)
     wait_ready(proc, index_dir)
     atomic_save(folder / "late.txt", article("late"))
     (folder / "old.txt").unlink()
-    time.sleep(0.5)
+    # Seen (the status file, rewritten every second while work is pending, counts both) and not
+    # yet committed: the 30 s debounce holds them.
+    eventually(lambda: read_status(index_dir).get("pending", 0) >= 2, timeout=10)
     assert set(index_view(index_dir)) == {"a.txt", "old.txt"}
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -116,21 +140,19 @@ def test_a_second_daemon_fails_at_once_naming_the_first(folder, tmp_path, procs)
 
 @pytest.mark.slow
 def test_kill_9_during_bulk_indexing_then_restart_matches_the_folder(folder, tmp_path, procs):
-    index_dir = tmp_path / "index"
+    index_dir, held = tmp_path / "index", tmp_path / "held"
     for i in range(1500):
         write(folder / f"d{i % 12}" / f"f{i}.txt", article(f"bulk{i}"))
-    proc = start_watch(folder, index_dir, tmp_path / "watch.log", SEARCHD_BATCH_SIZE="100")
+    proc = start_held_watch(2, held, folder, index_dir, tmp_path / "watch.log", SEARCHD_BATCH_SIZE="100")
     procs.append(proc)
-
-    def mid_bulk() -> bool:  # some batches committed, more to come
-        status = read_status(index_dir)
-        return status.get("state") == "indexing" and status.get("documents", 0) >= 100 and status.get("pending", 0) > 0
-
-    eventually(mid_bulk, timeout=60, interval=0.01)
+    committed = wait_held(proc, held)
+    assert 0 < committed < 1500 and 0 < len(index_view(index_dir)) < 1500  # some batches in, more to come
+    status = read_status(index_dir)
+    assert status["pid"] == proc.pid and status["state"] == "indexing" and status["pending"] > 0, status
     proc.kill()
     proc.wait()
     # Its parser workers die with it (they would otherwise wait forever on their pipe).
-    eventually(lambda: not processes_of(index_dir), timeout=5)
+    eventually(lambda: not processes_of(index_dir), timeout=10)
     with running(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
 
@@ -177,15 +199,18 @@ def test_kill_9_during_live_updates_then_restart_matches_the_folder(folder, tmp_
     mutator = Mutator(folder, seed)
     mutator.start()
     try:
-        time.sleep(random.Random(seed).uniform(0.5, 1.5))
-        commits_before_kill = read_status(index_dir).get("commits", 0)
+        # Kill after a random number of changes, once some of them were committed: counted in
+        # changes and commits, not seconds, so a slow machine does not kill before any work.
+        changes = random.Random(seed).randint(30, 90)
+        eventually(lambda: mutator.count >= changes and read_status(index_dir).get("commits", 0) > 0,
+                   timeout=60)
         proc.kill()  # while changes stream in and commits happen
         proc.wait()
-        time.sleep(0.3)  # changes made while no daemon runs
+        killed_at = mutator.count
+        eventually(lambda: mutator.count >= killed_at + 10, timeout=30)  # changes while no daemon runs
     finally:
         mutator.halt.set()
         mutator.join()
-    assert commits_before_kill > 0 and mutator.count > 20
     with running(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
 
@@ -231,18 +256,18 @@ def test_status_command_and_log_levels(folder, tmp_path, procs):
 
 @pytest.mark.slow
 def test_sigterm_during_the_bulk_index_stops_within_seconds(folder, tmp_path, procs):
-    index_dir, log = tmp_path / "index", tmp_path / "watch.log"
+    index_dir, log, held = tmp_path / "index", tmp_path / "watch.log", tmp_path / "held"
     for i in range(1500):
         write(folder / f"d{i % 10}" / f"f{i}.txt", article(f"bulk{i}"))
-    proc = start_watch(folder, index_dir, log)
+    proc = start_held_watch(1, held, folder, index_dir, log)
     procs.append(proc)
-    eventually(lambda: read_status(index_dir).get("pending", 0) > 0, timeout=30, interval=0.01)
-    time.sleep(1.0)  # well inside the first batch of 1,000 documents
+    committed = wait_held(proc, held)
+    assert committed < 1500  # the first segment of the bulk index is in, the rest is not
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0, log.read_text()
     assert time.monotonic() - started < 5, log.read_text()
     assert "stopped during the start-up reconcile" in log.read_text()
-    eventually(lambda: not processes_of(index_dir), timeout=5)
+    eventually(lambda: not processes_of(index_dir), timeout=10)
     with running(folder, index_dir):  # the next start finishes the job
         assert_index_equals_folder(folder, index_dir, timeout=0.1)

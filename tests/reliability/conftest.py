@@ -16,9 +16,9 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Searchd]]:
     started: list[Searchd] = []
 
     def make(command: str, folder: Path | None, index_dir: Path, *extra: str, env: dict[str, str] | None = None,
-             port: int = 0) -> Searchd:
+             port: int = 0, hold: tuple[int, Path] | None = None) -> Searchd:
         log_path = tmp_path / f"{command}-{len(started)}.log"
-        proc = Searchd(command, folder, index_dir, log_path, port=port, extra=list(extra), env=env or {})
+        proc = Searchd(command, folder, index_dir, log_path, port=port, extra=list(extra), env=env or {}, hold=hold)
         started.append(proc.start())
         return proc
 

@@ -109,10 +109,15 @@ class Searchd:
     port: int = 0
     extra: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # (n, marker): hold the writer after its nth commit (tests/held_writer.py), to act mid-bulk.
+    hold: tuple[int, Path] | None = None
     proc: subprocess.Popen | None = None
 
     def start(self) -> "Searchd":
         args = [sys.executable, "-m", "searchd", self.command]
+        if self.hold is not None:
+            commits, held_marker = self.hold
+            args = [sys.executable, str(REPO / "tests" / "held_writer.py"), str(commits), str(held_marker), self.command]
         if self.folder is not None:
             args += ["--folder", str(self.folder)]
         args += ["--index", str(self.index_dir)]
@@ -138,6 +143,14 @@ class Searchd:
             return health if health.get("status") == "ok" and health.get("pending") == 0 else None
 
         return wait_until(done, timeout, interval=0.2, what="pending == 0")
+
+    def wait_held(self, timeout: float = 120.0) -> int:
+        """Until a writer started with `hold` is holding; the documents it had committed."""
+        assert self.hold is not None
+        held_marker = self.hold[1]
+        wait_until(lambda: self.check_alive() and held_marker.exists() and held_marker.read_text(encoding="utf-8"),
+                   timeout, interval=0.02, what="the writer to hold mid-bulk")
+        return int(held_marker.read_text(encoding="utf-8"))
 
     def health(self) -> dict[str, Any]:
         """/healthz, or for `searchd watch` the status file it writes (only once this very

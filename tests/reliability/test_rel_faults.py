@@ -110,7 +110,7 @@ def test_folder_deleted_and_recreated(tmp_path: Path, spawn) -> None:
     server = spawn("serve", folder, index_dir, "--rescan", "2")
     server.wait_ready().wait_caught_up()
     shutil.rmtree(folder)
-    time.sleep(3)
+    wait_until(lambda: "is gone; waiting for it to come back" in server.log(), 30, what="the daemon to notice")
     server.check_alive()
     assert get(server.port, "/healthz").status == 200
     assert get(server.port, "/api/search?q=firstgen03").status == 200
