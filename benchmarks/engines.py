@@ -135,28 +135,31 @@ class SearchdEngine:
         import time
 
         from searchd.config import Config
+        from searchd.engines.whoosh import WhooshEngine
         from searchd.folder import FileRules
-        from searchd.index import IndexWriter, WriterLock
         from searchd.sync import reconcile
 
         config = Config()
-        with WriterLock(index_dir):
-            writer = IndexWriter(index_dir)
+        writer = WhooshEngine(index_dir).open_writer()
+        try:
             report = reconcile(writer, root, FileRules(), config.max_file_bytes, batch_size=config.batch_size)
             writer.finish_rebuild()
-            segments_before = writer.segment_count()
+            segments_before = writer.stats().segments
             started = time.perf_counter()
             # What the daemon does as soon as it is idle: bound the segment count.
-            merged = writer.merge_if_needed()
+            merged = writer.merge()
             merge_seconds = time.perf_counter() - started
-            segments = writer.segment_count()
+            segments = writer.stats().segments
+        finally:
+            writer.close()
         return {"reconcile": report.summary(), "segments_after_reconcile": segments_before,
                 "merged": merged, "merge_seconds": round(merge_seconds, 2), "segments": segments}
 
     def open(self, index_dir: Path) -> None:
+        from searchd.engines.whoosh import WhooshEngine
         from searchd.search import Searcher
 
-        self.searcher = Searcher(index_dir)
+        self.searcher = Searcher(WhooshEngine(index_dir).open_reader())
 
     def request(self, query: Query):
         from searchd.search import SearchRequest

@@ -43,7 +43,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 
-from searchd.index import read_status  # noqa: E402
+from searchd.engines.whoosh import WhooshEngine  # noqa: E402
+from searchd.engines.whoosh.store import read_status  # noqa: E402
 from searchd.search import SearchRequest, Searcher  # noqa: E402
 
 SEARCHD = [sys.executable, "-m", "searchd"]
@@ -273,7 +274,7 @@ def main() -> None:
                                   "speedup": round(baseline.seconds / bulk.seconds, 2)}}
         web = None
         try:
-            searcher = Searcher(index_dir)
+            searcher = Searcher(WhooshEngine(index_dir).open_reader())
             probes: dict[str, Callable[[str], set[str]]] = {
                 "searcher": lambda token: {hit.id for hit in searcher.search(SearchRequest(q=token)).hits}}
             if not args.no_http:

@@ -58,9 +58,8 @@ def shares(profile: cProfile.Profile, parts: dict[str, tuple[str, str]]) -> list
 
 
 def profile_indexing(root: Path, limit: int) -> tuple[float, list[tuple[str, float]]]:
-    from searchd.index import to_document
-    from searchd.schema import build_schema
-    from searchd.segments import SegmentBuilder
+    from searchd.engines.whoosh.schema import build_schema, to_document
+    from searchd.engines.whoosh.segments import SegmentBuilder
     from searchd.sync import parse_one
 
     files = sorted(root.rglob("*.txt"))[:limit]

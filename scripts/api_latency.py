@@ -22,8 +22,8 @@ from urllib.parse import urlencode, urlsplit
 
 from searchd.config import Config
 from searchd.folder import FileRules
-from searchd.index import IndexWriter
-from searchd.sync import reconcile
+from searchd.engines.whoosh import WhooshEngine
+from searchd.sync import index_once
 from searchd.web import create_app, serving
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def main() -> None:
         with tarfile.open(options.corpus) as tar:
             tar.extractall(folder, filter="data")
         started = time.perf_counter()
-        report = reconcile(IndexWriter(index_dir), folder, FileRules(), 10 * 1024 * 1024)
+        report = index_once(WhooshEngine(index_dir), folder, FileRules(), 10 * 1024 * 1024)
         print(f"indexed {options.corpus.name}: {report.summary()} ({time.perf_counter() - started:.1f}s)")
         config = Config(folder=folder, index_dir=index_dir)
         results = {}

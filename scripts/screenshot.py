@@ -17,8 +17,8 @@ from playwright.sync_api import sync_playwright
 
 from searchd.config import Config
 from searchd.folder import FileRules
-from searchd.index import IndexWriter
-from searchd.sync import reconcile
+from searchd.engines.whoosh import WhooshEngine
+from searchd.sync import index_once
 from searchd.web import create_app, serving
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="searchd-shot-") as tmp:
         index_dir = Path(tmp) / "index"
-        reconcile(IndexWriter(index_dir), REPO / "seeds", FileRules(), 10 * 1024 * 1024)
+        index_once(WhooshEngine(index_dir), REPO / "seeds", FileRules(), 10 * 1024 * 1024)
         app = create_app(Config(folder=REPO / "seeds", index_dir=index_dir))
         with serving(app, threads=2) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

@@ -5,21 +5,52 @@ A token is a run of word characters with inner dots or apostrophes ("U.S.", "don
 is the token lowercased and accent-folded (café = cafe), or nothing for a stop word; its term is
 the word stemmed with Snowball English (talks = talk). Stop words do not count as positions, so
 "Bank of England" is the phrase "bank england". This is what Whoosh's RegexTokenizer |
-LowercaseFilter | CharsetFilter | StopFilter | StemFilter chain computes one token at a time
+LowercaseFilter | CharsetFilter | StopFilter | StemFilter chain computed one token at a time
 through five generators; here it is one regular expression pass and a dictionary lookup per
-token.
+token, with the same result (indexes written by either read the same).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterator
-
+import unicodedata
 import Stemmer
-from whoosh.analysis import STOP_WORDS
-from whoosh.support.charset import accent_map
 
 TOKEN = re.compile(r"\w+(?:[.'’]\w+)*")
+
+# Words too common to index (the list Whoosh has always used here: existing indexes hold none).
+STOP_WORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "for", "from", "have", "if", "in", "is", "it",
+    "may", "not", "of", "on", "or", "tbd", "that", "the", "this", "to", "us", "we", "when", "will", "with",
+    "yet", "you", "your",
+))
+
+
+def _folding_table() -> dict[int, str]:
+    """Lowercase letter -> the letter it folds to (café = cafe). Exactly the folding Whoosh's
+    charset table (`accent_map`) did for every index written so far (tests/test_analysis.py
+    compares them character by character): accented Latin letters lose their accents,
+    fullwidth letters and digits become ASCII, and these letters without a decomposition
+    fold by hand. The seven combining marks keep Whoosh's odd choices, so that words
+    indexed with them still match."""
+    table = {}
+    for block in (range(0x00C0, 0x0250), range(0x1E00, 0x1F00)):
+        for code in block:
+            letter = chr(code)
+            base = "".join(c for c in unicodedata.normalize("NFD", letter) if not unicodedata.combining(c))
+            if letter == letter.lower() and len(base) == 1 and base != letter and base.isascii():
+                table[code] = base
+    for code in [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)]:
+        table[code] = unicodedata.normalize("NFKC", chr(code))
+    table.update(str.maketrans(
+        "\u00df\u00f0\u00f8\u00fe\u0111\u0127\u0131\u0140\u0142\u0167\u0180\u0183\u0188\u018c\u0192\u0199\u019a\u019e\u01a5\u01ab\u01ad\u01b4\u01b6\u01ba\u01dd\u01e3\u01e5\u01ef\u01fd\u01ff\u0221\u0225\u0234\u0235\u0236\u0237\u023c\u0247\u0249\u024b\u024d\u024f\u0253\u0255\u0256\u0257\u025a\u025d\u025f\u0260\u0268\u026b\u026c\u026d\u0271\u0272\u0273\u0275\u027c\u027d\u027e\u0282\u0284\u0288\u0289\u028b\u028f\u0290\u0291\u029d\u02a0\u1d6c\u1d6d\u1d6e\u1d72\u1d73\u1d75\u1e9a\u1e9b\u2c61\u2c65\u2c66\u2c68\u2c6a\u2c6c",
+        "sdotdhilltbbcdfklnpttyzzeagzaodzlntjcejqrybcddeejgilllmnnorrrsjtuvyzzjqbdfrrtaslathkz",
+    ))
+    table.update(str.maketrans("\u0303\u0308\u030a\u030c\u0323\u0329\u0331", "ptyjlsh"))
+    return table
+
+
+FOLDING = _folding_table()
 
 # Distinct raw tokens a normaliser remembers before its memo starts again: an indexer meets a
 # few hundred thousand in a big archive (numbers and names included); a searcher, which only
@@ -56,7 +87,7 @@ class Normaliser:
         return known
 
     def _normalise(self, token: str) -> tuple[str | None, str | None]:
-        word = token.lower().translate(accent_map)
+        word = token.lower().translate(FOLDING)
         if not word or word in STOP_WORDS:
             return _STOP
         return word, (self._stemmer.stemWord(word) if self._stemmer is not None else word)
@@ -90,9 +121,3 @@ class Normaliser:
                 places.append(position)
             position += 1
         return found, words, position - start
-
-    def spans(self, text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[str | None, int, int]]:
-        """(term or None, start, end) of every token of text[start:end], offsets into `text`."""
-        normal = self.__call__
-        for match in TOKEN.finditer(text, start, len(text) if end is None else end):
-            yield normal(match.group())[1], match.start(), match.end()

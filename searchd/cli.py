@@ -17,9 +17,10 @@ import orjson
 
 from .config import Config
 from .folder import FileRules
-from .index import IndexBusy, IndexMissing, IndexReader, IndexWriter, WriterLock, index_stats, read_status
+from .engines import open_engine
+from .engines.base import IndexBusy, IndexMissing
 from .search import BadRequest, SearchRequest, Searcher
-from .sync import reconcile
+from .sync import index_once
 
 log = logging.getLogger("searchd")
 
@@ -207,20 +208,13 @@ def index_command(folder_arg: Path | None, folder: Path | None, **options: Any) 
     config = _config(folder=folder_arg or folder, **options)
     if not Path(config.folder).is_dir():
         raise click.ClickException(f"article folder {config.folder} does not exist")
+    rules = FileRules(config.include, config.exclude, config.follow_symlinks)
     try:
-        lock = WriterLock(Path(config.index_dir)).acquire()
+        with _progress_bar() as progress:
+            report = index_once(open_engine(config), Path(config.folder), rules, config.max_file_bytes,
+                                batch_size=config.batch_size, progress=progress)
     except IndexBusy as exc:
         raise click.ClickException(str(exc)) from None
-    try:
-        writer = IndexWriter(Path(config.index_dir))
-        rules = FileRules(config.include, config.exclude, config.follow_symlinks)
-        with _progress_bar() as progress:
-            report = reconcile(writer, Path(config.folder), rules, config.max_file_bytes,
-                               batch_size=config.batch_size, progress=progress)
-        writer.finish_rebuild()
-        writer.close()
-    finally:
-        lock.release()
     for article_id, reason in sorted(report.skipped.items()):
         click.echo(f"skipped {article_id}: {reason}", err=True)
     click.echo(report.summary())
@@ -259,7 +253,7 @@ class _progress_bar:
 def search(query: str, index_dir: Path | None, as_json: bool, size: int, page: int, sort: str, category: str) -> None:
     """Search the index and print the best matches."""
     config = _config(index_dir=index_dir, log_level="WARNING")
-    searcher = Searcher(Path(config.index_dir))
+    searcher = Searcher(open_engine(config).open_reader())
     try:
         result = searcher.search(SearchRequest(q=query, page=page, size=size, sort=sort, category=category))
     except (BadRequest, ValueError) as exc:
@@ -290,12 +284,14 @@ def _plain(snippet: str) -> str:
 def status(index_dir: Path | None, as_json: bool) -> None:
     """Show documents, segments, pending changes and skipped files."""
     config = _config(index_dir=index_dir, log_level="WARNING")
-    report = read_status(Path(config.index_dir))
+    engine = open_engine(config)
+    reader = engine.open_reader()
+    report = reader.daemon_status()
     try:
-        stats = asdict(index_stats(IndexReader(Path(config.index_dir)).open()))
+        stats = asdict(reader.stats())
     except IndexMissing as exc:
         raise click.ClickException(str(exc)) from None
-    daemon_running = _daemon_running(Path(config.index_dir))
+    daemon_running = engine.writer_running()
     data = {**report, **stats, "daemon_running": daemon_running}
     if not daemon_running:
         data["status"] = "no daemon"
@@ -317,16 +313,6 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"skipped:     {len(skipped)}")
     for article_id, reason in skipped.items():
         click.echo(f"  {article_id}: {reason}")
-
-
-def _daemon_running(index_dir: Path) -> bool:
-    try:
-        WriterLock(index_dir).acquire().release()
-    except IndexBusy:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 @main.command("eval")

@@ -14,6 +14,7 @@ DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 class Config:
     folder: Path = Path("seeds")
     index_dir: Path = Path("index")
+    engine: str = "whoosh"
     host: str = "127.0.0.1"
     port: int = 8080
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
@@ -51,6 +52,7 @@ class Config:
 _ENV_NAMES = {
     "folder": "SEARCHD_FOLDER",
     "index_dir": "SEARCHD_INDEX",
+    "engine": "SEARCHD_ENGINE",
     "host": "SEARCHD_HOST",
     "port": "SEARCHD_PORT",
     "max_file_bytes": "SEARCHD_MAX_FILE_BYTES",
@@ -94,9 +96,4 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     return value
 
 
-def env_name(setting: str) -> str:
-    """The environment variable that sets `setting` (for messages and docs)."""
-    return _ENV_NAMES[setting]
-
-
-__all__ = ["Config", "DEFAULT_MAX_FILE_BYTES", "env_name"]
+__all__ = ["Config", "DEFAULT_MAX_FILE_BYTES"]

@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 # Grades as judged -> gains. Cranfield codes 1 (complete answer) .. 4 (minimum interest); -1 is
 # "not relevant". Graded collections with 0/1/2 (SciFact) are used as they are.
@@ -134,13 +134,6 @@ def evaluate(
     return Scores(*(s / count for s in sums), queries=len(judged), k=k, seconds=time.perf_counter() - started)
 
 
-def per_query(rank: Callable[[str], list[str]], queries: Mapping[str, str], qrels: Qrels, k: int = 10) -> Iterable[tuple[str, float]]:
-    """(qid, nDCG@k) for each judged query: for looking at where a change helps or hurts."""
-    for qid, text in queries.items():
-        if any(g > 0 for g in qrels.get(qid, {}).values()):
-            yield qid, ndcg(rank(text), qrels[qid], k)
-
-
 def detect_gains(path: Path) -> str:
     """Cranfield-style qrels (1 = best .. 4, -1 = not relevant) are recognised by their -1s."""
     for line in Path(path).read_text(encoding="utf-8").splitlines():
@@ -159,31 +152,21 @@ def default_index_dir(docs: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"searchd-eval-{Path(docs).resolve().name}-{digest}"
 
 
-def index_folder(docs: Path, index_dir: Path) -> str:
-    """Bring index_dir in line with docs (a no-op when nothing changed since the last run)."""
-    from .folder import FileRules
-    from .index import IndexWriter, WriterLock
-    from .sync import reconcile
-
-    with WriterLock(index_dir):
-        writer = IndexWriter(index_dir)
-        report = reconcile(writer, Path(docs), FileRules(), 10 * 1024 * 1024)
-        writer.finish_rebuild()
-        writer.close()
-    return report.summary()
-
-
 def run(docs: Path, queries_path: Path, qrels_path: Path, index_dir: Path | None = None, k: int = 10,
         gains: str | None = None, progress: Callable[[int, int], None] | None = None,
         depth: int = 100) -> tuple[Scores, str]:
     """Index (or reuse) docs, then evaluate every judged query through the search path the API
     uses (`Searcher.ranked_ids`, the same reading, ranking and folding as GET /api/search).
     MAP@100 and Recall@100 need depth 100; nDCG@k alone is exact with depth k (and faster)."""
+    from .config import DEFAULT_MAX_FILE_BYTES
+    from .engines.whoosh import WhooshEngine
+    from .folder import FileRules
     from .search import Searcher
+    from .sync import index_once
 
-    index_dir = Path(index_dir) if index_dir else default_index_dir(docs)
-    summary = index_folder(docs, index_dir)
-    searcher = Searcher(index_dir)
+    engine = WhooshEngine(Path(index_dir) if index_dir else default_index_dir(docs))
+    summary = index_once(engine, Path(docs), FileRules(), DEFAULT_MAX_FILE_BYTES).summary()
+    searcher = Searcher(engine.open_reader())
     depth = max(depth, k)
 
     def rank(text: str) -> list[str]:
@@ -192,58 +175,3 @@ def run(docs: Path, queries_path: Path, qrels_path: Path, index_dir: Path | None
     scheme = detect_gains(qrels_path) if gains is None else gains
     scores = evaluate(rank, read_queries(queries_path), read_qrels(qrels_path, scheme), k=k, progress=progress)
     return scores, summary
-
-
-def typo_latency(index_dir: Path, samples: int = 200, seed: int = 7) -> dict[str, float]:
-    """Milliseconds for did-you-mean: one-letter typos of frequent index words searched through
-    Searcher.search (zero hits -> correction -> corrected results), and autocomplete of
-    2-4 letter prefixes. Median and 95th percentile, after a warm-up query."""
-    import random
-    import statistics
-
-    from .search import SearchRequest, Searcher
-
-    from .search import Vocabulary
-
-    searcher = Searcher(Path(index_dir))
-    searcher.search(SearchRequest(q="warm up"))
-    started = time.perf_counter()
-    Vocabulary.read(searcher._current())  # what the first did-you-mean after a commit pays
-    build_ms = (time.perf_counter() - started) * 1000
-    vocabulary = searcher.vocabulary()
-    rng = random.Random(seed)
-    words = [w for w in vocabulary.words if w.isalpha() and 6 <= len(w) <= 12]
-    chosen = rng.sample(words, min(samples, len(words)))
-    typo_ms, complete_ms, corrected = [], [], 0
-    for word in chosen:
-        i = rng.randrange(1, len(word) - 1)
-        typo = word[:i] + word[i + 1:]  # a dropped letter
-        started = time.perf_counter()
-        result = searcher.search(SearchRequest(q=typo))
-        typo_ms.append((time.perf_counter() - started) * 1000)
-        corrected += result.suggestion is not None
-        started = time.perf_counter()
-        searcher.suggest(word[: rng.randint(2, 4)])
-        complete_ms.append((time.perf_counter() - started) * 1000)
-
-    def p95(values: list[float]) -> float:
-        return sorted(values)[int(0.95 * (len(values) - 1))]
-
-    return {
-        "vocabulary_words": len(vocabulary.words),
-        "vocabulary_build_ms": round(build_ms, 1),
-        "typo_search_median_ms": round(statistics.median(typo_ms), 1),
-        "typo_search_p95_ms": round(p95(typo_ms), 1),
-        "typos_with_suggestion": round(corrected / len(chosen), 3),
-        "autocomplete_median_ms": round(statistics.median(complete_ms), 1),
-        "autocomplete_p95_ms": round(p95(complete_ms), 1),
-    }
-
-
-if __name__ == "__main__":  # python -m searchd.evaluate latency INDEX_DIR
-    import json
-    import sys
-
-    if len(sys.argv) != 3 or sys.argv[1] != "latency":
-        sys.exit("usage: python -m searchd.evaluate latency INDEX_DIR")
-    print(json.dumps(typo_latency(Path(sys.argv[2])), indent=2))

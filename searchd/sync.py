@@ -1,15 +1,15 @@
 """Reconcile: make the index equal to the folder.
 
-Scan the folder, diff it against the manifest of what is indexed, then add, update and delete in
+Scan the folder, diff it against what the engine says is indexed, then add, update and delete in
 batches. Used at start-up (catching changes made while no daemon ran), by the periodic rescan,
-and by `searchd index`. Running it twice in a row changes nothing the second time.
+and by `searchd index`. Running it twice in a row changes nothing the second time. Many files
+are parsed, and prepared for the engine (a Whoosh segment built), in worker processes.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import pickle
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .articles import Article, FileStamp, Skip, read_article
+from .engines import Engine
+from .engines.base import BatchBuilder, ChangeBatch, EngineWriter, Indexed, Prepared
 from .folder import FileRules, walk
-from .index import ChangeBatch, Indexed, IndexWriter, die_with_parent, to_document
-from .segments import SegmentBuilder, StagedSegment
+from .processes import die_with_parent
 
 log = logging.getLogger("searchd.sync")
 
@@ -33,11 +34,11 @@ _WORKERS = 2
 # parse_all: files a worker parses per task, and tasks submitted ahead of the consumer.
 _CHUNK = 64
 _AHEAD = 8
-# A bulk reconcile's workers each write whole segments; a segment holds at most this many times
-# `batch_size` articles or this many bytes of files (what a worker keeps in memory), so 21,577
-# Reuters articles become 8 segments.
-_MAX_SEGMENT_FACTOR = 4
-_MAX_SEGMENT_BYTES = 16 << 20
+# A bulk reconcile's workers each prepare whole batches (a Whoosh segment each); a batch holds at
+# most this many times `batch_size` articles or this many bytes of files (what a worker keeps in
+# memory), so 21,577 Reuters articles become 8 segments.
+_MAX_BATCH_FACTOR = 4
+_MAX_BATCH_BYTES = 16 << 20
 
 
 @dataclass
@@ -133,7 +134,7 @@ def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iter
             yield from parsed
 
 
-# --- building segments in worker processes --------------------------------------------------------
+# --- preparing batches in worker processes --------------------------------------------------------
 
 @dataclass(frozen=True)
 class Outcome:
@@ -147,17 +148,16 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _SegmentTask:
+class _BatchTask:
     root: Path
     items: list[tuple[str, Path]]
     max_bytes: int
-    index_folder: str
-    schema: bytes  # the index's schema, pickled
+    builder: Callable[[], BatchBuilder]  # the engine's, picklable
 
 
-def _build_segment(task: _SegmentTask) -> tuple[list[Outcome], StagedSegment | None]:
-    """In a worker: parse the files and write them as one staged segment."""
-    builder = SegmentBuilder(pickle.loads(task.schema), task.index_folder)
+def _prepare_batch(task: _BatchTask) -> tuple[list[Outcome], Prepared | None]:
+    """In a worker: parse the files and prepare them for the engine as one batch."""
+    builder = task.builder()
     outcomes: list[Outcome] = []
     try:
         for article_id, path in task.items:
@@ -167,50 +167,49 @@ def _build_segment(task: _SegmentTask) -> tuple[list[Outcome], StagedSegment | N
                 outcomes.append(Outcome(article_id, reason=parsed.reason))
                 continue
             try:
-                builder.add(to_document(article))
-            except Exception as exc:  # a value Whoosh refuses: skip this one, keep the rest
+                builder.add(article)
+            except Exception as exc:  # a value the engine refuses: skip this one, keep the rest
                 log.exception("cannot index %s", article_id)
                 outcomes.append(Outcome(article_id, reason=f"cannot be indexed ({type(exc).__name__})"))
                 continue
             outcomes.append(Outcome(article_id, size=article.size, checksum=article.checksum,
                                     warning=article.extra.get("warning", "")))
-        staged = builder.finish() if len(builder) else None
+        prepared = builder.finish() if len(builder) else None
     except BaseException:
         builder.discard()
         raise
-    if staged is None:
+    if prepared is None:
         builder.discard()
-    return outcomes, staged
+    return outcomes, prepared
 
 
-def _segment_tasks(writer: IndexWriter, root: Path, items: list[tuple[str, Path, int]],
-                   max_bytes: int, batch_size: int) -> Iterator[_SegmentTask]:
-    """Consecutive runs of files, one segment each: the first of half a batch (the first
-    results are searchable quickly), then doubling up to _MAX_SEGMENT_FACTOR batches or
-    _MAX_SEGMENT_BYTES of files, whichever comes first (a worker holds one segment in memory)."""
-    schema = pickle.dumps(writer.ix.schema)
-    folder = writer.ix.storage.folder
+def _batch_tasks(writer: EngineWriter, root: Path, items: list[tuple[str, Path, int]],
+                 max_bytes: int, batch_size: int) -> Iterator[_BatchTask]:
+    """Consecutive runs of files, one prepared batch each: the first of half a batch (the first
+    results are searchable quickly), then doubling up to _MAX_BATCH_FACTOR batches or
+    _MAX_BATCH_BYTES of files, whichever comes first (a worker holds one batch in memory)."""
+    builder = writer.builder()
     limit = max(1, batch_size // 2)
     run: list[tuple[str, Path]] = []
     run_bytes = 0
     for article_id, path, size in items:
         run.append((article_id, path))
         run_bytes += size
-        if len(run) >= limit or run_bytes >= _MAX_SEGMENT_BYTES:
-            yield _SegmentTask(root, run, max_bytes, folder, schema)
+        if len(run) >= limit or run_bytes >= _MAX_BATCH_BYTES:
+            yield _BatchTask(root, run, max_bytes, builder)
             run, run_bytes = [], 0
-            limit = min(limit * 2, batch_size * _MAX_SEGMENT_FACTOR)
+            limit = min(limit * 2, batch_size * _MAX_BATCH_FACTOR)
     if run:
-        yield _SegmentTask(root, run, max_bytes, folder, schema)
+        yield _BatchTask(root, run, max_bytes, builder)
 
 
-def _built_in_workers(writer: IndexWriter, root: Path, items: list[tuple[str, Path, int]], max_bytes: int,
-                      batch_size: int, waiting: Callable[[], None]) -> Iterator[tuple[list[Outcome], StagedSegment | None]]:
-    """Segments built by _WORKERS processes, in the order of `items`. `waiting` is called about
+def _prepared_in_workers(writer: EngineWriter, root: Path, items: list[tuple[str, Path, int]], max_bytes: int,
+                         batch_size: int, waiting: Callable[[], None]) -> Iterator[tuple[list[Outcome], Prepared | None]]:
+    """Batches prepared by _WORKERS processes, in the order of `items`. `waiting` is called about
     twice a second while none is ready (progress reports; raising there stops everything)."""
-    tasks = _segment_tasks(writer, root, items, max_bytes, batch_size)
+    tasks = _batch_tasks(writer, root, items, max_bytes, batch_size)
     pool = _worker_pool(_WORKERS)
-    window: deque[Future] = deque(pool.submit(_build_segment, task) for task in islice(tasks, _WORKERS + 1))
+    window: deque[Future] = deque(pool.submit(_prepare_batch, task) for task in islice(tasks, _WORKERS + 1))
     try:
         while window:
             while True:
@@ -220,19 +219,19 @@ def _built_in_workers(writer: IndexWriter, root: Path, items: list[tuple[str, Pa
                 except FutureTimeout:
                     waiting()
             window.popleft()
-            window.extend(pool.submit(_build_segment, task) for task in islice(tasks, 1))
+            window.extend(pool.submit(_prepare_batch, task) for task in islice(tasks, 1))
             yield result
     except BaseException:
-        # Stopping (or a failed commit): do not wait for segments nobody will publish.
+        # Stopping (or a failed commit): do not wait for batches nobody will publish.
         for future in window:
             future.cancel()
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
         for future in window:
             if future.done() and not future.cancelled() and future.exception() is None:
-                staged = future.result()[1]
-                if staged is not None:
-                    staged.discard()
+                prepared = future.result()[1]
+                if prepared is not None:
+                    prepared.discard()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -241,7 +240,7 @@ def _built_in_workers(writer: IndexWriter, root: Path, items: list[tuple[str, Pa
 # --- the reconcile ---------------------------------------------------------------------------------
 
 def reconcile(
-    writer: IndexWriter,
+    writer: EngineWriter,
     root: Path,
     rules: FileRules,
     max_bytes: int,
@@ -252,7 +251,7 @@ def reconcile(
     started = time.monotonic()
     root = Path(root)
     report = SyncReport()
-    indexed = writer.manifest()
+    indexed = writer.indexed()
     on_disk = {article_id: (path, stamp) for article_id, path, stamp in walk(root, rules)}
     work = plan(indexed, on_disk)
     report.unchanged = work.unchanged
@@ -285,7 +284,7 @@ def reconcile(
         if outcome.warning:
             log.warning("%s: %s", outcome.article_id, outcome.warning)
         report.bytes_read += outcome.size
-        if known is not None and not batch.replace_staged:
+        if known is not None and not batch.replace_prepared:
             batch.deletes.append(outcome.article_id)
         if known is None:
             report.added += 1
@@ -297,8 +296,8 @@ def reconcile(
 
     if len(work.read) >= _PARALLEL_THRESHOLD:
         items = [(article_id, path, on_disk[article_id][1].size) for article_id, path in work.read]
-        for outcomes, staged in _built_in_workers(writer, root, items, max_bytes, batch_size, tell):
-            batch = ChangeBatch(staged=[staged] if staged is not None else [], replace_staged=False)
+        for outcomes, prepared in _prepared_in_workers(writer, root, items, max_bytes, batch_size, tell):
+            batch = ChangeBatch(prepared=[prepared] if prepared is not None else [], replace_prepared=False)
             for outcome in outcomes:
                 account(outcome, batch)
             writer.apply(batch)
@@ -320,4 +319,17 @@ def reconcile(
             tell()
         writer.apply(batch)
     report.seconds = time.monotonic() - started
+    return report
+
+
+def index_once(engine: Engine, root: Path, rules: FileRules, max_bytes: int, batch_size: int = 1000,
+               progress: Progress | None = None) -> SyncReport:
+    """Bring the engine's index in line with the folder once, as the only writer (what `searchd
+    index` does; a no-op when nothing changed since)."""
+    writer = engine.open_writer()
+    try:
+        report = reconcile(writer, root, rules, max_bytes, batch_size=batch_size, progress=progress)
+        writer.finish_rebuild()
+    finally:
+        writer.close()
     return report

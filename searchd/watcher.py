@@ -48,7 +48,8 @@ from watchdog.observers.polling import PollingObserver
 from .articles import FileStamp, stamp_of
 from .config import Config
 from .folder import FileRules, walk
-from .index import MAX_SEGMENTS, ChangeBatch, Indexed, Interrupted, IndexStats, IndexWriter, WriterLock, write_status
+from .engines import Engine, open_engine
+from .engines.base import ChangeBatch, EngineWriter, Indexed, Interrupted, IndexStats
 from .sync import SyncReport, parse_all, reconcile
 
 log = logging.getLogger("searchd.daemon")
@@ -56,7 +57,6 @@ log = logging.getLogger("searchd.daemon")
 _SETTLE_MAX = 2.0  # longest quiet window asked of a file that keeps changing
 _MAX_BATCH_DELAY = 0.5  # a settled change waits at most this long for others to join its commit
 _IDLE_MERGE_AFTER = 1.0  # seconds without work before segments are merged
-_HARD_SEGMENT_FACTOR = 2  # past max_segments * this, merge even while busy (constant churn)
 _HEALTH_EVERY = 1.0  # seconds between observer health checks (and status updates while busy)
 _RETRY_FIRST, _RETRY_MAX = 0.5, 8.0  # back-off after a failed commit (disk full, read-only)
 _STOP_GRACE = 5.0  # how long stop() keeps retrying a failing final commit
@@ -144,14 +144,13 @@ class _Stopping(Exception):
 class Daemon:
     """Owns the writer lock, the writer thread and the observer. `start()`, then `stop()`."""
 
-    def __init__(self, config: Config, max_segments: int = MAX_SEGMENTS):
+    def __init__(self, config: Config, engine: Engine | None = None, **writer_options: Any):
         self.config = config
-        self.max_segments = max_segments
+        self.engine = engine or open_engine(config)
+        self.writer_options = writer_options
         self.root = Path(config.folder).resolve()
-        self.index_dir = Path(config.index_dir)
         self.rules = FileRules(config.include, config.exclude, config.follow_symlinks)
-        self.lock = WriterLock(self.index_dir)
-        self.writer: IndexWriter | None = None
+        self.writer: EngineWriter | None = None
         self.state = "starting"
         self.observer_kind = ""
         self.skipped: dict[str, str] = {}
@@ -178,22 +177,21 @@ class Daemon:
     def start(self) -> "Daemon":
         if not self.root.is_dir():
             raise FileNotFoundError(f"article folder {self.root} does not exist")
-        self.lock.acquire()
+        self.writer = self.engine.open_writer(**self.writer_options)
         try:
-            self.writer = IndexWriter(self.index_dir, self.max_segments)
             self.writer.stop_requested = self._stop
             self._stats = self.writer.stats()
             self._start_observer()
         except BaseException:
             if self._observer is not None:
                 self._observer.stop()
-            self.lock.release()
+            self.writer.close()
             raise
         for name in _WATCHDOG_LOGGERS:
             logging.getLogger(name).addHandler(self._overflow_watch)
         self._thread = threading.Thread(target=self._run, name="searchd-writer", daemon=True)
         self._thread.start()
-        log.info("watching %s with %s; index %s", self.root, self.observer_kind, self.index_dir)
+        log.info("watching %s with %s; %s", self.root, self.observer_kind, self.engine.describe())
         return self
 
     def _native_observer(self) -> Any:
@@ -247,7 +245,6 @@ class Daemon:
         self._write_status()
         if self.writer is not None:
             self.writer.close()
-        self.lock.release()
         log.info("stopped")
 
     def request_rescan(self, reason: str) -> None:
@@ -320,7 +317,7 @@ class Daemon:
                 next_rescan = time.monotonic() + self.config.rescan_seconds
             busy = len(self._pending) > 0
             if not merged_since_work and ((not busy and now - last_work > _IDLE_MERGE_AFTER)
-                                          or self._small_segments() > self._hard_segment_limit()):
+                                          or (self._stats is not None and self.writer.merge_urgent(self._stats))):
                 self._merge()
                 merged_since_work = True  # the next commit re-arms it
             self._wait(self._next_wakeup(now, next_rescan, next_health, merged_since_work, last_work))
@@ -392,7 +389,7 @@ class Daemon:
                 attempt += 1
         self._startup_remaining = 0
         self.last_report = report
-        self._load_manifest(self.writer.manifest())
+        self._load_manifest(self.writer.indexed())
         self._refresh_stats()
         self.skipped = {k: v for k, v in self.skipped.items() if k in report.skipped or k not in self._manifest}
         self.last_error = ""
@@ -643,19 +640,12 @@ class Daemon:
 
     # --- upkeep ---------------------------------------------------------------------------------
 
-    def _small_segments(self) -> int:
-        return self._stats.small_segments if self._stats else 0
-
-    def _hard_segment_limit(self) -> int:
-        assert self.writer is not None
-        return self.writer.max_segments * _HARD_SEGMENT_FACTOR
-
     def _merge(self) -> None:
         assert self.writer is not None
         try:
             before = self._stats.segments if self._stats else 0
             started = time.monotonic()
-            if self.writer.merge_if_needed():
+            if self.writer.merge():
                 self._refresh_stats()
                 after = self._stats.segments if self._stats else 0
                 log.info("merged segments %d -> %d in %.2fs", before, after, time.monotonic() - started)
@@ -734,7 +724,7 @@ class Daemon:
             "lag_seconds": self.lag_seconds(),
             "skipped": dict(sorted(self.skipped.items())),
             "folder": str(self.root),
-            "index": stats.directory if stats else "",
+            "index": stats.location if stats else "",
             "rebuilding": self.writer.rebuild_reason or "",
             "error": self.last_error,
             "pid": os.getpid(),
@@ -746,7 +736,7 @@ class Daemon:
             return
         with self._status_lock:
             try:
-                write_status(self.index_dir, self.status())
+                self.writer.publish_status(self.status())
             except OSError as exc:
                 log.debug("cannot write status file: %s", exc)
 

@@ -35,9 +35,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import PathConverter
 
 from .config import Config
-from .index import IndexMissing, IndexReader, index_stats, read_status
-from .query import MAX_QUERY_CHARS, QueryTooLong
-from .schema import TextAnalyzer
+from .analysis import TOKEN, Normaliser
+from .engines import open_engine
+from .engines.base import EngineReader, IndexMissing
+from .query import MAX_QUERY_CHARS, QueryTooLong, split_sort
 from .snippets import marked
 from .search import MAX_PAGE, MAX_PAGE_SIZE, BadRequest, SearchRequest, Searcher
 
@@ -117,23 +118,11 @@ def _date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime
     raise BadRequest(f"{name} must be a date like 2025-01-31, 2025-01 or 2025, got {raw[:40]!r}")
 
 
-# `sort:date` / `sort:newest` / `sort:relevance` typed in the box: an explicit sort= argument wins.
-_SORT_IN_QUERY = re.compile(r"(?:^|\s)sort:(date|newest|relevance)(?=\s|$)", re.IGNORECASE)
-
-
-def _sort_from_query(q: str) -> tuple[str, str | None]:
-    match = _SORT_IN_QUERY.search(q)
-    if match is None:
-        return q, None
-    rest = (q[:match.start()] + " " + q[match.end():]).strip()
-    return rest, "relevance" if match.group(1).lower() == "relevance" else "date"
-
-
 def search_request_from(args: Mapping[str, str]) -> SearchRequest:
     date_from, date_to = _date_arg(args, "from"), _date_arg(args, "to", end=True)
     if date_from and date_to and date_from > date_to:
         raise BadRequest("from must not be after to")
-    q, typed_sort = _sort_from_query(args.get("q", ""))
+    q, typed_sort = split_sort(args.get("q", ""))
     search = SearchRequest(
         q=q,
         page=_int_arg(args, "page", 1),
@@ -177,7 +166,7 @@ class Marker:
 
     @classmethod
     def for_query(cls, q: str) -> "Marker":
-        analyzer = _analyzer()
+        normaliser = _normaliser()
         stems: set[str] = set()
         prefixes: list[str] = []
         for word in _QUERY_WORD.findall(_SYNTAX.sub(" ", _NOT_TEXT.sub(" ", q[:MAX_QUERY_CHARS]))):
@@ -186,7 +175,7 @@ class Marker:
             if word.endswith("*"):
                 prefixes.append(_fold(word.rstrip("*")))
             else:
-                stems.update(token.text for token in analyzer(word))
+                stems.update(normaliser.terms(word))
         return cls(frozenset(stems), tuple(p for p in prefixes if p))
 
     def __bool__(self) -> bool:
@@ -196,17 +185,20 @@ class Marker:
         if not self:
             return html.escape(text, quote=False)
         spans: list[tuple[int, int]] = []
-        for token in _analyzer()(text, chars=True):
-            original = text[token.startchar:token.endchar]
-            if token.text in self.stems or (self.prefixes and _fold(original).startswith(self.prefixes)):
-                spans.append((token.startchar, token.endchar))
+        normalise = _normaliser()
+        for token in TOKEN.finditer(text):
+            term = normalise(token.group())[1]
+            if term is None:
+                continue
+            if term in self.stems or (self.prefixes and _fold(token.group()).startswith(self.prefixes)):
+                spans.append(token.span())
         return marked(text, spans)
 
 
 @lru_cache(maxsize=1)
-def _analyzer() -> Any:
-    """The index's own analyzer (built once: its stemming cache is worth keeping)."""
-    return TextAnalyzer()
+def _normaliser() -> Normaliser:
+    """The index's own analysis (built once: its stemming memo is worth keeping)."""
+    return Normaliser()
 
 
 def _fold(word: str) -> str:
@@ -273,17 +265,16 @@ def token_matches(header: str, token: str) -> bool:
 
 # --- the app ------------------------------------------------------------------------------------
 
-def default_status(index_dir: Path) -> StatusProvider:
+def default_status(reader: EngineReader) -> StatusProvider:
     """Status for a process that only reads: the index itself plus what the writer last wrote."""
 
     def status() -> dict[str, Any]:
-        report = read_status(index_dir)
+        report = reader.daemon_status()
         try:
-            ix = IndexReader(index_dir).open()
+            stats = reader.stats()
         except IndexMissing:
             return {**report, "status": "indexing" if report else "no index", "documents": 0,
                     "pending": report.get("pending", 0), "last_commit": None}
-        stats = index_stats(ix)
         return {
             **report,
             "status": report.get("status", "ok"),
@@ -311,10 +302,11 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     # ("[^/].*?") stops at one, so such an article would answer 404.
     app.url_map.converters["path"] = _AnyPath
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    searcher = Searcher(Path(config.index_dir))
+    reader = open_engine(config).open_reader()
+    searcher = Searcher(reader)
     if warm_up:
         threading.Thread(target=searcher.warm_up, name="searchd-warm-up", daemon=True).start()
-    status = status or default_status(Path(config.index_dir))
+    status = status or default_status(reader)
     cache = ResponseCache(cache_entries)
     static_dir = folder / "static"
     versions = _static_versions(static_dir)
@@ -371,16 +363,7 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
 
     def suggest_view(args: Mapping[str, str]) -> dict[str, Any]:
         q = args.get("q", "")
-        if len(q) > MAX_QUERY_CHARS:
-            raise QueryTooLong(f"query is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}")
-        size = _int_arg(args, "size", SUGGEST_SIZE)
-        if not 1 <= size <= 50:
-            raise BadRequest("size must be between 1 and 50")
-        # Complete the word being typed; the words before it stay as they are.
-        head, _, last = q.rpartition(" ")
-        words = searcher.suggest(last, size=size) if last.strip() else []
-        completions = [f"{head} {word}".strip() for word in words]
-        return {"query": q, "suggestions": completions}
+        return {"query": q, "suggestions": searcher.suggest(q, size=_int_arg(args, "size", SUGGEST_SIZE))}
 
     # --- caching and conditional requests -------------------------------------------------------
 

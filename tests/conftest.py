@@ -9,8 +9,8 @@ from typing import Callable
 import pytest
 
 from searchd.folder import FileRules
-from searchd.index import IndexWriter, WriterLock
-from searchd.sync import SyncReport, reconcile
+from searchd.engines.whoosh import WhooshEngine
+from searchd.sync import SyncReport, index_once
 
 from .daemon_helpers import write
 
@@ -29,12 +29,7 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
 
 def build_index(folder: Path, index_dir: Path, max_bytes: int = 10 * 1024 * 1024) -> SyncReport:
     """One reconcile of folder into index_dir, exactly as `searchd index` does it."""
-    with WriterLock(index_dir):
-        writer = IndexWriter(index_dir)
-        report = reconcile(writer, folder, FileRules(), max_bytes)
-        writer.finish_rebuild()
-        writer.close()
-    return report
+    return index_once(WhooshEngine(index_dir), folder, FileRules(), max_bytes)
 
 
 @pytest.fixture

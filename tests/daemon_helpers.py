@@ -1,7 +1,7 @@
 """Helpers shared by the daemon tests: a running daemon, the folder's truth, the index's view.
 
-The index is only looked at through public API: `read_manifest` (id -> size, mtime, checksum of
-what is indexed) and `Searcher` (what a reader sees).
+The index is only looked at through the engine's read side: `indexed()` (id -> size, mtime,
+checksum of what is indexed) and the search service (what a reader sees).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterator
 
 from searchd.config import Config
 from searchd.folder import FileRules, walk
-from searchd.index import MAX_SEGMENTS, IndexReader, index_stats, read_manifest
+from searchd.engines.whoosh import WhooshEngine
+from searchd.engines.whoosh.reader import IndexReader
+from searchd.engines.whoosh.writer import MAX_SEGMENTS
 from searchd.search import SearchRequest, Searcher
 from searchd.watcher import Daemon
 
@@ -48,13 +50,12 @@ def folder_truth(folder: Path, rules: FileRules | None = None) -> dict[str, str]
 
 def index_view(index_dir: Path) -> dict[str, str]:
     """id -> checksum of every live document, as a reader sees it now."""
-    ix = IndexReader(index_dir).open()
-    return {doc_id: indexed.checksum for doc_id, indexed in read_manifest(ix).items()}
+    return {doc_id: indexed.checksum for doc_id, indexed in WhooshEngine(index_dir).open_reader().indexed().items()}
 
 
 def document_count(index_dir: Path) -> int:
     """Live documents: more than len(index_view) would mean an id indexed twice."""
-    return Searcher(index_dir).document_count()
+    return searcher(index_dir).document_count()
 
 
 def generation(index_dir: Path) -> int:
@@ -62,7 +63,12 @@ def generation(index_dir: Path) -> int:
 
 
 def segments(index_dir: Path) -> int:
-    return index_stats(IndexReader(index_dir).open()).segments
+    return WhooshEngine(index_dir).open_reader().stats().segments
+
+
+def searcher(index_dir: Path) -> Searcher:
+    """The search service over the Whoosh index in index_dir."""
+    return Searcher(WhooshEngine(index_dir).open_reader())
 
 
 def hits(searcher: Searcher, query: str) -> set[str]:

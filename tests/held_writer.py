@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from searchd.cli import main
-from searchd.index import IndexWriter
+from searchd.engines.whoosh.writer import WhooshWriter
 
 
 def hold_after(commits: int, marker: Path) -> None:
-    apply = IndexWriter.apply
+    apply = WhooshWriter.apply
 
-    def held_apply(self: IndexWriter, batch: Any) -> None:
+    def held_apply(self: WhooshWriter, batch: Any) -> None:
         apply(self, batch)
         if self.commits == commits and self.stop_requested is not None:
             marker.write_text(str(self.stats().documents), encoding="utf-8")
             self.stop_requested.wait()
 
-    IndexWriter.apply = held_apply  # type: ignore[method-assign]
+    WhooshWriter.apply = held_apply  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

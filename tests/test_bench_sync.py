@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchd.folder import FileRules
-from searchd.index import IndexWriter
-from searchd.search import SearchRequest, Searcher
+from searchd.engines.whoosh import WhooshEngine
+from searchd.search import SearchRequest
 from searchd.sync import _PARALLEL_THRESHOLD, parse_all, reconcile
+
+from .daemon_helpers import searcher as open_searcher
 
 
 def _write_articles(folder: Path, count: int) -> None:
@@ -25,18 +27,18 @@ def _write_articles(folder: Path, count: int) -> None:
 def test_bulk_segments_grow_so_a_big_folder_makes_few_segments(tmp_path: Path) -> None:
     folder, index_dir = tmp_path / "articles", tmp_path / "index"
     _write_articles(folder, 1_250)
-    writer = IndexWriter(index_dir)
+    writer = WhooshEngine(index_dir).open_writer()
     generation = writer.ix.latest_generation()
     report = reconcile(writer, folder, FileRules(), 1 << 20, batch_size=100)
     # Half a batch first, then doubling up to four batches: 50, 100, 200, 400, 400 and the
     # rest (100), one commit each, not twenty-five.
     assert report.added == 1_250
     assert writer.ix.latest_generation() - generation == 6
-    assert writer.segment_count() == 6
+    assert writer.stats().segments == 6
     assert not any((index_dir / writer.ix.storage.folder).joinpath(".staging").iterdir())
-    searcher = Searcher(index_dir)
-    assert searcher.search(SearchRequest(q="oil")).total == 1_250
-    assert [hit.id for hit in searcher.search(SearchRequest(q="word1249")).hits] == ["markets/01249.txt"]
+    reader = open_searcher(index_dir)
+    assert reader.search(SearchRequest(q="oil")).total == 1_250
+    assert [hit.id for hit in reader.search(SearchRequest(q="word1249")).hits] == ["markets/01249.txt"]
     again = reconcile(writer, folder, FileRules(), 1 << 20, batch_size=100)
     assert (again.added, again.updated, again.deleted, again.unchanged) == (0, 0, 0, 1_250)
 

@@ -17,8 +17,8 @@ import pytest
 from watchdog.observers import Observer
 
 from searchd.folder import FileRules
-from searchd.index import META, IndexBusy, current_dir, read_status
-from searchd.search import Searcher
+from searchd.engines.base import IndexBusy
+from searchd.engines.whoosh.store import META, current_dir, read_status
 from searchd.watcher import Daemon
 
 from .daemon_helpers import (
@@ -31,6 +31,7 @@ from .daemon_helpers import (
     index_view,
     make_config,
     running,
+    searcher as open_searcher,
     segments,
     settled,
     write,
@@ -52,7 +53,7 @@ def index_dir(tmp_path: Path) -> Path:
 def test_create_edit_delete_rename_reach_a_long_lived_reader(folder, index_dir):
     write(folder / "a.txt", article("aardvark"))
     with running(folder, index_dir):
-        searcher = Searcher(index_dir)  # one reader for the whole test: it must refresh itself
+        searcher = open_searcher(index_dir)  # one reader for the whole test: it must refresh itself
         assert hits(searcher, "aardvark") == {"a.txt"}
 
         write(folder / "b.txt", article("badger"))
@@ -76,7 +77,7 @@ def test_directories_moved_in_out_renamed_and_deleted(folder, index_dir, tmp_pat
         write(outside / "news" / f"n{i}.txt", article(f"narwhal{i}"))
         write(folder / "old" / "deep" / f"o{i}.md", f"# Ocelot {i}\n\nocelot text {i}\n")
     with running(folder, index_dir):
-        searcher = Searcher(index_dir)
+        searcher = open_searcher(index_dir)
         assert len(hits(searcher, "ocelot")) == 3
 
         (outside / "news").rename(folder / "news")  # moved in: all of it indexed
@@ -96,7 +97,7 @@ def test_directories_moved_in_out_renamed_and_deleted(folder, index_dir, tmp_pat
 def test_atomic_save_updates_the_document_once(folder, index_dir):
     target = write(folder / "story.txt", article("first"))
     with running(folder, index_dir) as daemon:
-        searcher = Searcher(index_dir)
+        searcher = open_searcher(index_dir)
         before = generation(index_dir)
         atomic_save(target, article("second"))
         eventually(lambda: hits(searcher, "second") == {"story.txt"})
@@ -157,7 +158,7 @@ def test_ignored_files_are_never_indexed(folder, index_dir):
         eventually(lambda: "real.txt" in index_view(index_dir))
         settled(daemon)
         assert set(index_view(index_dir)) == {"real.txt"}
-        assert hits(Searcher(index_dir), "ignored") == set()
+        assert hits(open_searcher(index_dir), "ignored") == set()
 
 
 def test_include_and_exclude_globs(folder, index_dir):
@@ -320,7 +321,7 @@ def test_commits_never_merge_and_idle_merging_bounds_segments(folder, index_dir,
     for i in range(50):
         write(folder / f"base{i}.txt", article(f"base{i}"))
     with running(folder, index_dir, max_segments=5) as daemon:
-        searcher = Searcher(index_dir)  # lives across commits and merges: must never see ghosts
+        searcher = open_searcher(index_dir)  # lives across commits and merges: must never see ghosts
         assert searcher.document_count() == 50
         counts = [segments(index_dir)]
         for i in range(14):  # separate commits, close together so that the writer never idles
@@ -384,7 +385,7 @@ def test_a_full_disk_keeps_the_last_good_index_and_converges_later(folder, small
     index_dir = small_disk / "index"
     write(folder / "a.txt", article("alpha"))
     with running(folder, index_dir) as daemon:
-        searcher = Searcher(index_dir)
+        searcher = open_searcher(index_dir)
         filler = small_disk / "filler"
         with open(filler, "wb") as handle:  # fill the disk to the last byte
             try:

@@ -16,7 +16,7 @@ from typing import Iterator
 import psutil
 import pytest
 
-from searchd.index import read_status
+from searchd.engines.whoosh.store import read_status
 
 from .daemon_helpers import (
     article,

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from searchd.search import Searcher
-
-from .daemon_helpers import article, assert_index_equals_folder, atomic_save, eventually, hits, running, write
+from .daemon_helpers import article, assert_index_equals_folder, atomic_save, eventually, hits, running, searcher as open_searcher, write
 
 DIRS = ["", "a", "b", "a/c"]
 NAMES = ["one.txt", "two.txt", "three.md", "four.txt"]
@@ -122,8 +120,8 @@ def test_index_equals_folder_after_any_sequence_of_operations(initial, ops):
             assert_index_equals_folder(root, index_dir, timeout=8)
             eventually(lambda: daemon.status()["pending"] == 0)
             # Content, as a reader searches it: every file's latest token finds exactly that file.
-            searcher = Searcher(index_dir)
+            reader = open_searcher(index_dir)
             for path in folder.files():
                 token = path.read_text().split()[2]
-                assert hits(searcher, token) == {path.relative_to(root).as_posix()}
+                assert hits(reader, token) == {path.relative_to(root).as_posix()}
         shutil.rmtree(index_dir)

@@ -1,6 +1,6 @@
-"""searchd/engine.py evaluates Whoosh query trees with numpy: it must match the documents and
-give the scores that Whoosh's own matchers give, and not depend on how the index is split into
-segments."""
+"""The Whoosh engine's numpy evaluator (engines/whoosh/evaluator.py) evaluates Whoosh query trees:
+it must match the documents and give the scores that Whoosh's own matchers give (the oracle,
+tests/whoosh_oracle.py), and not depend on how the index is split into segments."""
 
 from __future__ import annotations
 
@@ -11,11 +11,23 @@ import pytest
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 
-from searchd.engine import Evaluator, PostingsCache, Snapshot, rank
-from searchd.index import ChangeBatch, IndexReader, IndexWriter
-from searchd.query import QueryReader, Ranking
+from searchd.engines.base import ChangeBatch
+from searchd.engines.whoosh import Ranking, WhooshEngine
+from searchd.engines.whoosh.compile import QueryCompiler
+from searchd.engines.whoosh.evaluator import Evaluator, PostingsCache, Snapshot, rank
+from searchd.engines.whoosh.reader import IndexReader
+from searchd.engines.whoosh.writer import WhooshWriter
+from searchd.query import parse
+from searchd.search import SearchRequest, Searcher
 
+from . import whoosh_oracle
 from .test_segments import _articles
+
+whoosh_oracle.install()
+
+
+def _compile(snapshot: Snapshot, text: str) -> wq.Query:
+    return QueryCompiler(snapshot.schema).compile(parse(text).tree).query
 
 QUERIES = [
     "oil", "oil price", "market bank rate", "oil price market bank",
@@ -31,7 +43,7 @@ SCORE_EXEMPT = {"unique1*", "shar*"}  # Whoosh drops a prefix's boost when it ex
 def _index(tmp_path: Path, batches: list[int], deletes: tuple[str, ...] = ()) -> Path:
     articles = _articles(sum(batches), seed=5)
     index_dir = tmp_path / f"index-{'-'.join(map(str, batches))}-{len(deletes)}"
-    writer = IndexWriter(index_dir)
+    writer = WhooshWriter(index_dir)
     start = 0
     for size in batches:
         writer.apply(ChangeBatch(upserts=articles[start:start + size]))
@@ -72,7 +84,7 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_engine_matches_and_scores_like_whoosh(whole: Path, text: str) -> None:
     index_dir = whole
     snapshot = _snapshot(index_dir)
-    query = QueryReader(snapshot.schema).read(text).query
+    query = _compile(snapshot, text)
     expected = _whoosh_scores(index_dir, query)
     found = _engine_scores(snapshot, query)
     assert found.keys() == expected.keys(), text
@@ -85,7 +97,7 @@ def test_the_engine_matches_and_scores_like_whoosh(whole: Path, text: str) -> No
 @pytest.mark.parametrize("text", QUERIES)
 def test_scores_do_not_depend_on_how_the_index_is_split_into_segments(whole: Path, split: Path, text: str) -> None:
     whole, split = _snapshot(whole), _snapshot(split)
-    query = QueryReader(whole.schema).read(text).query
+    query = _compile(whole, text)
 
     def by_id(snapshot: Snapshot) -> dict[str, float]:
         ranked = rank(snapshot, query, 1000, facets=False)
@@ -101,7 +113,7 @@ def test_deleted_documents_never_match_and_facets_count_the_matches(tmp_path: Pa
     articles = _articles(240, seed=5)
     gone = tuple(a.id for a in articles[:50])
     snapshot = _snapshot(_index(tmp_path, [120, 120], deletes=gone))
-    query = QueryReader(snapshot.schema).read("oil").query
+    query = _compile(snapshot, "oil")
     ranked = rank(snapshot, query, 500)
     ids = {snapshot.reader.stored_fields(d)["id"] for d, _ in ranked.top}
     assert ids and not ids & set(gone)
@@ -115,7 +127,7 @@ def test_deleted_documents_never_match_and_facets_count_the_matches(tmp_path: Pa
 
 def test_ties_rank_the_earlier_document_first_and_limits_cut_exactly(whole: Path) -> None:
     snapshot = _snapshot(whole)
-    query = QueryReader(snapshot.schema).read("oil").query
+    query = _compile(snapshot, "oil")
     everything = rank(snapshot, query, 10_000, facets=False).top
     assert everything == sorted(everything, key=lambda item: (-item[1], item[0]))
     for limit in (1, 7, 10, 33):
@@ -124,7 +136,7 @@ def test_ties_rank_the_earlier_document_first_and_limits_cut_exactly(whole: Path
 
 def test_newest_first_orders_by_date(whole: Path) -> None:
     snapshot = _snapshot(whole)
-    query = QueryReader(snapshot.schema).read("oil").query
+    query = _compile(snapshot, "oil")
     top = rank(snapshot, query, 15, by_date=True, facets=False).top
     dates = [snapshot.reader.stored_fields(d)["date"] for d, _ in top]
     assert dates == sorted(dates, reverse=True)
@@ -139,18 +151,16 @@ def test_whoosh_itself_reads_the_index_the_engine_reads(split: Path) -> None:
 def test_caches_forget_segments_that_are_gone(tmp_path: Path) -> None:
     """A long-running reader must not keep postings of segments merged away (memory would
     grow with every commit of a busy daemon)."""
-    from searchd.search import SearchRequest, Searcher
-
     articles = _articles(60, seed=8)
-    writer = IndexWriter(tmp_path / "index", max_segments=2)
-    searcher = Searcher(tmp_path / "index")
+    writer = WhooshWriter(tmp_path / "index", max_segments=2)
+    searcher = Searcher(WhooshEngine(tmp_path / "index").open_reader())
     for start in range(0, 60, 10):
         writer.apply(ChangeBatch(upserts=articles[start:start + 10]))
         searcher.search(SearchRequest(q="oil price"))
-    assert writer.merge_if_needed()
+    assert writer.merge()
     searcher.search(SearchRequest(q="oil price"))
     live = {segment.segment_id() for segment in writer.ix._segments()}
-    cached = {key[0] for key in searcher._cache._items}
+    cached = {key[0] for key in searcher.engine._cache._items}
     assert cached and cached <= live
 
 
@@ -159,17 +169,15 @@ def test_autocomplete_keeps_working_while_commits_replace_its_snapshot(tmp_path:
     word on an older snapshot must not find its readers closed (a 500 under churn, before)."""
     import gc
 
-    from searchd.search import SearchRequest, Searcher
-
     articles = _articles(40, seed=9)
-    writer = IndexWriter(tmp_path / "index", max_segments=2)
+    writer = WhooshWriter(tmp_path / "index", max_segments=2)
     writer.apply(ChangeBatch(upserts=articles[:10]))
-    searcher = Searcher(tmp_path / "index")
-    old = searcher._current().snapshot  # what suggest() holds while it iterates
+    searcher = Searcher(WhooshEngine(tmp_path / "index").open_reader())
+    old = searcher.engine._current().snapshot  # what suggest() holds while it iterates
     for start in range(10, 40, 10):
         writer.apply(ChangeBatch(upserts=articles[start:start + 10]))
         searcher.search(SearchRequest(q="oil price"))
-    assert writer.merge_if_needed()
+    assert writer.merge()
     searcher.search(SearchRequest(q="oil price"))
     gc.collect()
     with old.lock:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from searchd.config import Config
-from searchd.search import SearchRequest, Searcher
+from searchd.search import SearchRequest
 from searchd.web import create_app
 
 from .conftest import REPO, SEEDS, build_index, write_files
+from .daemon_helpers import searcher as open_searcher
 
 SEARCHD = [sys.executable, "-m", "searchd"]
 
@@ -44,7 +45,7 @@ def test_reconcile_adds_updates_deletes_and_is_idempotent(make_folder, tmp_path)
     changed = build_index(folder, index_dir)
     assert (changed.added, changed.updated, changed.deleted) == (1, 1, 1)
 
-    searcher = Searcher(index_dir)
+    searcher = open_searcher(index_dir)
     assert _ids(searcher.search(SearchRequest(q="yellow"))) == ["a/one.txt"]
     assert searcher.search(SearchRequest(q="red")).total == 0
     assert searcher.search(SearchRequest(q="pears")).total == 0
@@ -67,7 +68,7 @@ def test_skipped_files_are_reported_and_good_files_indexed(make_folder, tmp_path
         "empty.txt": "empty file",
     }
     assert "3 skipped" in report.summary()
-    assert _ids(Searcher(tmp_path / "index").search(SearchRequest(q="otters"))) == ["good.txt"]
+    assert _ids(open_searcher(tmp_path / "index").search(SearchRequest(q="otters"))) == ["good.txt"]
 
 
 def test_title_match_ranks_above_body_only_mention(make_folder, tmp_path):
@@ -77,14 +78,14 @@ def test_title_match_ranks_above_body_only_mention(make_folder, tmp_path):
         "other.txt": "Farming\n\nWheat and barley prices rose.",
     })
     build_index(folder, tmp_path / "index")
-    result = Searcher(tmp_path / "index").search(SearchRequest(q="lighthouses"))
+    result = open_searcher(tmp_path / "index").search(SearchRequest(q="lighthouses"))
     assert _ids(result) == ["title-match.txt", "body-mention.txt"]
 
 
 def test_snippet_marks_the_matched_word_and_escapes_text(make_folder, tmp_path):
     folder = make_folder({"x.txt": "Title\n\nThe <b>bold</b> claim: otters & beavers build dams."})
     build_index(folder, tmp_path / "index")
-    hit = Searcher(tmp_path / "index").search(SearchRequest(q="beavers")).hits[0]
+    hit = open_searcher(tmp_path / "index").search(SearchRequest(q="beavers")).hits[0]
     assert "<mark>beavers</mark>" in hit.snippet
     assert "&lt;b&gt;bold&lt;/b&gt;" in hit.snippet and "&amp;" in hit.snippet
     assert "<b>" not in hit.snippet
@@ -92,7 +93,7 @@ def test_snippet_marks_the_matched_word_and_escapes_text(make_folder, tmp_path):
 
 def test_latin1_file_keeps_its_accents(tmp_path):
     build_index(SEEDS, tmp_path / "index")
-    searcher = Searcher(tmp_path / "index")
+    searcher = open_searcher(tmp_path / "index")
     result = searcher.search(SearchRequest(q="café"))
     assert _ids(result) == ["culture/cafe-culture-latin1.txt"]
     assert "<mark>cafés</mark>" in result.hits[0].snippet
@@ -290,7 +291,7 @@ def test_sorting_by_date_keeps_the_total_and_orders_newest_first(make_folder, tm
         for i in range(30)
     })
     build_index(folder, tmp_path / "index")
-    searcher = Searcher(tmp_path / "index")
+    searcher = open_searcher(tmp_path / "index")
     by_relevance = searcher.search(SearchRequest(q="otters", size=5))
     newest = searcher.search(SearchRequest(q="otters", size=5, sort="date"))
     assert by_relevance.total == newest.total == 30  # more than the hits fetched for one page

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import build_index
-from searchd.query import Ranking
+from searchd.engines.whoosh import Ranking, WhooshEngine
 from searchd.search import Hit, SearchRequest, Searcher
 
 ARTICLES = {
@@ -29,7 +29,7 @@ ARTICLES = {
 def searcher(tmp_path: Path, make_folder) -> Searcher:
     folder = make_folder(ARTICLES)
     build_index(folder, tmp_path / "index")
-    return Searcher(tmp_path / "index")
+    return Searcher(WhooshEngine(tmp_path / "index").open_reader())
 
 
 def test_similar_finds_articles_on_the_same_subject_and_excludes_the_article_and_its_copies(searcher: Searcher) -> None:
@@ -78,8 +78,9 @@ def test_minimum_should_match_keeps_only_articles_with_enough_of_the_words(tmp_p
     # Off by default (docs/relevance.md); a Ranking can ask for a share of a long query's words.
     build_index(make_folder(ARTICLES), tmp_path / "index")
     text = "solar panels rooftop sunlight electricity bread"
-    loose = Searcher(tmp_path / "index").search(SearchRequest(q=text, size=20))
-    strict = Searcher(tmp_path / "index", Ranking(should_match=0.5, long_query_minimum=2)).search(SearchRequest(q=text, size=20))
+    loose = Searcher(WhooshEngine(tmp_path / "index").open_reader()).search(SearchRequest(q=text, size=20))
+    strict_ranking = Ranking(should_match=0.5, long_query_minimum=2)
+    strict = Searcher(WhooshEngine(tmp_path / "index", strict_ranking).open_reader()).search(SearchRequest(q=text, size=20))
     assert "food/bread.txt" in [hit.id for hit in loose.hits]  # one word of six is enough by default
     ids = {hit.id for hit in strict.hits}
     assert len(ids) == 2 and "energy/solar-prices.txt" in ids

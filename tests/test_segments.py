@@ -14,9 +14,10 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import NO_MERGE
 
 from searchd.articles import Article
-from searchd.index import to_document
-from searchd.schema import TEXT_FIELDS, build_schema
-from searchd.segments import SegmentBuilder
+from searchd.engines.base import ChangeBatch
+from searchd.engines.whoosh.schema import TEXT_FIELDS, build_schema, to_document
+from searchd.engines.whoosh.segments import SegmentBuilder
+from searchd.engines.whoosh.writer import WhooshWriter
 
 WORDS = ("oil price market bank rate government trade share offer profit company year growth "
          "café naïve Zürich U.S. don't 1987 3.5 shares fell rose sharply monday investors").split()
@@ -140,15 +141,16 @@ def test_a_document_whoosh_refuses_leaves_the_segment_as_it_was(tmp_path: Path) 
 def test_an_article_whoosh_refuses_is_skipped_and_its_old_version_removed(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from searchd.index import ChangeBatch, IndexWriter
-    from searchd.search import SearchRequest, Searcher
+    from searchd.search import SearchRequest
+
+    from .daemon_helpers import searcher as open_searcher
 
     good, changed = _articles(2, seed=4)
-    writer = IndexWriter(tmp_path / "index")
+    writer = WhooshWriter(tmp_path / "index")
     writer.apply(ChangeBatch(upserts=[good, changed]))
     refused = replace(changed, body=("a new text with zebras",), tags=(7,))  # a tag that is not text
     writer.apply(ChangeBatch(upserts=[refused]))
-    searcher = Searcher(tmp_path / "index")
+    searcher = open_searcher(tmp_path / "index")
     assert searcher.document_count() == 1
     assert searcher.document(good.id) is not None and searcher.document(changed.id) is None
     assert searcher.search(SearchRequest(q="zebras")).total == 0
@@ -159,10 +161,9 @@ def test_a_merge_keeps_exactly_what_whoosh_s_own_merge_keeps(tmp_path: Path) -> 
 
     from whoosh.reading import SegmentReader
 
-    from searchd.index import ChangeBatch, IndexWriter
 
     articles = _articles(150, seed=6)
-    writer = IndexWriter(tmp_path / "index")
+    writer = WhooshWriter(tmp_path / "index")
     for start in range(0, 150, 50):
         writer.apply(ChangeBatch(upserts=articles[start:start + 50]))
     writer.apply(ChangeBatch(deletes=[a.id for a in articles[10:30]] + [articles[120].id]))

@@ -22,7 +22,9 @@ from typing import Any, Callable
 import psutil
 
 from searchd.folder import FileRules, walk
-from searchd.index import IndexMissing, IndexReader, read_manifest, read_status
+from searchd.engines.base import IndexMissing
+from searchd.engines.whoosh import WhooshEngine
+from searchd.engines.whoosh.store import read_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -246,11 +248,7 @@ def folder_truth(folder: Path) -> dict[str, str]:
 
 def index_view(index_dir: Path) -> dict[str, str]:
     """id -> checksum of every live document, read the way any reader reads (never writes)."""
-    ix = IndexReader(index_dir).open()
-    try:
-        return {doc_id: indexed.checksum for doc_id, indexed in read_manifest(ix).items()}
-    finally:
-        ix.close()
+    return {doc_id: indexed.checksum for doc_id, indexed in WhooshEngine(index_dir).open_reader().indexed().items()}
 
 
 def index_opens(index_dir: Path) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from relkit import article_text, cli, converged, folder_truth, index_opens, index_view, marker, wait_until
-from searchd.index import read_status
+from searchd.engines.whoosh import WhooshEngine
+from searchd.engines.whoosh.store import read_status
 from searchd.search import SearchRequest, Searcher
 
 KILLS = 20
@@ -76,7 +77,7 @@ class Folder:
 
 def _searchable(index_dir: Path, folder: Folder, sample: int = 40) -> None:
     """What a reader sees: a sample of files found by their current version's marker."""
-    searcher = Searcher(index_dir)
+    searcher = Searcher(WhooshEngine(index_dir).open_reader())
     for path in folder.rng.sample(folder.files(), min(sample, len(folder.files()))):
         text = path.read_text(encoding="utf-8")
         version = int(text.split("marker v")[1].split("x")[0])

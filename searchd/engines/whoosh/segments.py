@@ -8,7 +8,7 @@ files with the same bytes (tests/test_segments.py compares the two byte for byte
 reads, searches and merges these segments like its own.
 
 A segment is built in a staging directory and moved into the index only by the commit that
-publishes it (index.py), so a crash or a failed commit never leaves a half-written segment where
+publishes it (writer.py), so a crash or a failed commit never leaves a half-written segment where
 Whoosh would read it.
 """
 
@@ -36,7 +36,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.system import pack_int, pack_long, pack_ushort, unpack_int
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from .analysis import INDEXING_MEMO, Normaliser
+from ...analysis import INDEXING_MEMO, Normaliser
 from .schema import TEXT_FIELDS, WORDS_FIELD
 
 STAGING = ".staging"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from array import array
+from datetime import datetime
 from typing import Any, Iterator
 
 from whoosh import fields, formats
 from whoosh.analysis import Analyzer, Token
 
-from .analysis import TOKEN, Normaliser
+from ...analysis import TOKEN, Normaliser
+from ...articles import Article
 
 # 2: field weights moved from index time to query time (tunable without a rebuild); spelling
 #    (unstemmed) words kept for title and summary too, for autocomplete and did-you-mean.
@@ -161,3 +163,26 @@ def build_schema() -> fields.Schema:
         mtime_ns=_column_only(fields.NUMERIC(bits=64, stored=True, sortable=True)),
         checksum=_column_only(fields.ID(stored=True, sortable=True)),
     )
+
+
+def to_document(article: Article) -> dict[str, Any]:
+    when = article.date or datetime.fromtimestamp(article.mtime_ns / 1e9)
+    return {
+        "id": article.id,
+        "title": article.title,
+        # Untitled articles show their first words; only a real title is indexed as a title.
+        "_stored_title": article.display_title,
+        "subtitle": article.subtitle,
+        "summary": article.summary,
+        "body": article.text,
+        "category": article.category,
+        "tags": ",".join(article.tags),
+        "date": when,
+        "year": str(when.year),
+        "url": article.url,
+        "author": article.author,
+        "format": article.format,
+        "size": article.size,
+        "mtime_ns": article.mtime_ns,
+        "checksum": article.checksum,
+    }

@@ -2,11 +2,11 @@
 
 Whoosh evaluates a query one document at a time: a tree of matcher objects steps through the
 posting lists in Python and scores each document it lands on. Here each node of the same query
-tree (query.py builds it from Whoosh's query classes) is evaluated over whole posting lists at
+tree (compile.py builds it from Whoosh's query classes) is evaluated over whole posting lists at
 once: a term's postings are read block by block into arrays (and kept: segments never change),
 scores are array arithmetic over every document a node matches, phrase and proximity checks
 compare sorted arrays of positions, facets are counts over column arrays, and the top hits come
-from a partial sort. The scores are Whoosh's formulas (BM25, query.py's BM25F, sums for
+from a partial sort. The scores are scoring.py's formulas (Whoosh's BM25, BM25F, sums for
 And/Or), so a query ranks as it would through Whoosh's own matchers, in a few milliseconds.
 
 Only reading: the writer side never imports this module.
@@ -14,7 +14,6 @@ Only reading: the writer side never imports this module.
 
 from __future__ import annotations
 
-import math
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
@@ -28,7 +27,9 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
-from .query import BM25FWord, MinimumMatch, Ranking
+from . import scoring
+from .queries import BM25FWord, MinimumMatch
+from .ranking import Ranking
 from .segments import posting_blocks
 
 # Whoosh stores a field's length in a document as one byte; this decodes all 256 at once.
@@ -373,11 +374,10 @@ class Evaluator:
         if not field_type.scorable:
             return ids, tf
         k1, b = s.ranking.k1_b(fieldname)
-        df = s.doc_frequency(fieldname, term)
-        idf = math.log(s.size / (df + 1)) + 1  # Whoosh's BM25F idf
+        idf = scoring.field_idf(s.size, s.doc_frequency(fieldname, term))
         length = s.lengths[fieldname][ids]
         length[length == 0] = 1
-        scores = idf * (tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * length / s.average_length[fieldname]))
+        scores = scoring.field_bm25(tf, length, s.average_length[fieldname], idf, k1, b)
         return ids, scores
 
     def term(self, fieldname: str, text: Any, boost: float = 1.0) -> Match:
@@ -425,14 +425,13 @@ class Evaluator:
             weight = _joined([p.weights for _, p in parts], np.float64)
             length = s.lengths[fieldname][ids] if fieldname in s.lengths else np.ones(len(ids))
             length[length == 0] = 1
-            tf[ids] += weights.get(fieldname, 1.0) * weight / ((1 - b) + b * length / average)
+            tf[ids] += scoring.normalised_tf(weight, length, average, weights.get(fieldname, 1.0), b)
             hits[ids] = True
         if not frequency:
             return self.empty()
-        idf = math.log(1 + (s.size - frequency + 0.5) / (frequency + 0.5))
-        k1 = ranking.k1_b("*")[0]
+        idf = scoring.word_idf(s.size, frequency)
         scores = np.zeros(self.size)
-        scores[hits] = query.boost * idf * tf[hits] * (k1 + 1) / (tf[hits] + k1)
+        scores[hits] = query.boost * scoring.saturated(tf[hits], idf, ranking.k1_b("*")[0])
         return Match(hits, scores)
 
     def multi_term(self, query: wq.MultiTerm) -> Match:

@@ -1,0 +1,36 @@
+"""Search engines behind one interface (base.py). `open_engine` picks the one the settings name;
+the engine packages are imported only when chosen (each has its own dependencies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .base import EngineReader, EngineWriter
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+ENGINES = ("whoosh", "typesense")
+
+
+class Engine(Protocol):
+    name: str
+
+    def describe(self) -> str: ...
+
+    def open_writer(self) -> EngineWriter:
+        """The one writer of this index or source; raises IndexBusy when another process has it."""
+
+    def open_reader(self) -> EngineReader: ...
+
+    def writer_running(self) -> bool: ...
+
+
+def open_engine(config: "Config") -> Engine:
+    if config.engine == "whoosh":
+        from .whoosh import WhooshEngine
+
+        return WhooshEngine(Path(config.index_dir))
+    raise ValueError(f"unknown engine {config.engine!r} (choose one of {', '.join(ENGINES)})")
+

@@ -1,0 +1,48 @@
+"""The embedded engine: a Whoosh index in a local directory, one writer process (holding the
+directory's lock) and any number of reader processes, which share the index files through the
+page cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base import IndexBusy
+from .ranking import Ranking
+from .reader import IndexReader
+from .store import WriterLock, index_stats, read_status
+from .writer import MAX_SEGMENTS, WhooshWriter
+
+
+class WhooshEngine:
+    name = "whoosh"
+
+    def __init__(self, index_dir: Path, ranking: Ranking | None = None):
+        self.index_dir = Path(index_dir)
+        self.ranking = ranking or Ranking()
+
+    def describe(self) -> str:
+        return f"index {self.index_dir}"
+
+    def open_writer(self, max_segments: int = MAX_SEGMENTS) -> WhooshWriter:
+        """The one writer (raises IndexBusy naming the process that already writes)."""
+        lock = WriterLock(self.index_dir).acquire()
+        try:
+            return WhooshWriter(self.index_dir, max_segments, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def open_reader(self) -> "WhooshReader":
+        from .searcher import WhooshReader
+
+        return WhooshReader(self.index_dir, self.ranking)
+
+    def writer_running(self) -> bool:
+        """Whether a daemon (or `searchd index`) holds the index now."""
+        try:
+            WriterLock(self.index_dir).acquire().release()
+        except IndexBusy:
+            return True
+        except OSError:
+            return False
+        return False

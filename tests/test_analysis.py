@@ -1,0 +1,32 @@
+"""searchd's text analysis reads every word exactly as the Whoosh analysers that wrote the
+indexes so far did: an index built before searchd had its own folding table still matches."""
+
+from __future__ import annotations
+
+import sys
+
+from whoosh.analysis import STOP_WORDS
+from whoosh.support.charset import accent_map
+
+from searchd.analysis import FOLDING, STOP_WORDS as OUR_STOP_WORDS, Normaliser
+
+
+def test_folding_equals_whooshs_charset_table_for_every_lowercase_character() -> None:
+    differences = []
+    for code in range(sys.maxunicode + 1):
+        lowered = chr(code).lower()
+        if lowered.translate(FOLDING) != lowered.translate(accent_map):
+            differences.append(hex(code))
+    assert differences == []
+
+
+def test_stop_words_are_whooshs() -> None:
+    assert OUR_STOP_WORDS == STOP_WORDS
+
+
+def test_words_and_terms() -> None:
+    normalise = Normaliser()
+    assert normalise("Café") == ("cafe", "cafe")
+    assert normalise("Talks") == ("talks", "talk")
+    assert normalise("the") == (None, None)
+    assert normalise.terms("Bank of England's ＲＡＴＥＳ") == ["bank", "england", "rate"]
