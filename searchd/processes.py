@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Ask the kernel to end this process when its parent dies (Linux; elsewhere a no-op): a
-    worker of a daemon killed -9 would otherwise wait forever for work on its pipe."""
+    worker of a daemon killed -9 would otherwise wait forever for work on its pipe (it holds the
+    pipe's other end itself). A worker still starting up when its parent was killed is too late
+    for that: given the parent's pid, it notices that it was orphaned already and exits."""
     try:
         import ctypes
 
@@ -15,3 +18,5 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)

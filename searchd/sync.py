@@ -9,6 +9,7 @@ are parsed, and prepared for the engine (a Whoosh segment built), in worker proc
 from __future__ import annotations
 
 import logging
+import os
 import multiprocessing
 import time
 from collections import Counter, deque
@@ -115,7 +116,7 @@ def _worker_pool(workers: int) -> ProcessPoolExecutor:
     """Fresh interpreters, not forks: the daemon forks from a process full of threads (observer,
     web server), and a fork can inherit a lock some other thread held at that instant."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent)
+                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def parse_all(root: Path, items: list[tuple[str, Path]], max_bytes: int) -> Iterator[Parsed]:

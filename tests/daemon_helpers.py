@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from watchdog.observers import Observer
+
 from searchd.config import Config
 from searchd.folder import FileRules, walk
 from searchd.engines.whoosh import WhooshEngine
@@ -112,10 +114,11 @@ def make_config(folder: Path, index_dir: Path, **overrides: Any) -> Config:
 
 
 @contextmanager
-def running(folder: Path, index_dir: Path, daemon_class: type[Daemon] = Daemon,
+def running(folder: Path, index_dir: Path, native_observer: Callable[[], Any] = Observer,
             max_segments: int = MAX_SEGMENTS, **overrides: Any) -> Iterator[Daemon]:
     """A real daemon in this process, caught up with the folder; stopped afterwards."""
-    daemon = daemon_class(make_config(folder, index_dir, **overrides), max_segments=max_segments).start()
+    daemon = Daemon(make_config(folder, index_dir, **overrides), native_observer=native_observer,
+                    max_segments=max_segments).start()
     try:
         assert daemon.wait_until_caught_up(60), "start-up reconcile did not finish"
         yield daemon

@@ -210,21 +210,17 @@ def test_polling_mode_sees_every_kind_of_change(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=8)
 
 
-class _NoWatchesLeft(Daemon):
+class _NoWatchesLeft(Observer):
     """The kernel's answer when fs.inotify.max_user_watches is used up, without using it up on a
     machine other people share: the native observer refuses to schedule with ENOSPC."""
 
-    def _native_observer(self):
-        class Exhausted(Observer):
-            def schedule(self, *args, **kwargs):
-                raise OSError(errno.ENOSPC, "inotify watch limit reached")
-
-        return Exhausted()
+    def schedule(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
 
 def test_inotify_watch_limit_falls_back_to_polling_with_a_warning(folder, index_dir, caplog):
     caplog.set_level(logging.WARNING, logger="searchd.daemon")
-    with running(folder, index_dir, daemon_class=_NoWatchesLeft) as daemon:
+    with running(folder, index_dir, native_observer=_NoWatchesLeft) as daemon:
         assert daemon.status()["observer"] == "polling"
         assert any("falling back to polling" in r.getMessage() for r in caplog.records)
         write(folder / "a.txt", article("afterfallback"))
@@ -238,7 +234,7 @@ def test_an_observer_that_dies_is_replaced_by_polling(folder, index_dir, caplog)
         eventually(lambda: "before.txt" in index_view(index_dir))
         # What an exception in watchdog's inotify thread (ENOSPC on a new subfolder) leaves behind:
         # an observer whose emitter no longer runs, and no more events.
-        for emitter in list(daemon._observer.emitters):
+        for emitter in list(daemon.observers.observer.emitters):
             emitter.stop()
         write(folder / "during.txt", article("during"))
         eventually(lambda: daemon.status()["observer"] == "polling", timeout=5)
@@ -251,7 +247,7 @@ def test_periodic_rescan_catches_changes_the_observer_missed(folder, index_dir):
     write(folder / "a.txt", article("alpha"))
     with running(folder, index_dir, rescan_seconds=1.0) as daemon:
         # What the kernel does when its event queue overflows: events are simply not delivered.
-        daemon._observer.unschedule_all()
+        daemon.observers.observer.unschedule_all()
         write(folder / "missed.txt", article("missed"))
         (folder / "a.txt").unlink()
         assert_index_equals_folder(folder, index_dir, timeout=5)
@@ -317,7 +313,7 @@ def test_a_burst_of_new_files_costs_few_commits(folder, index_dir):
 def test_commits_never_merge_and_idle_merging_bounds_segments(folder, index_dir, monkeypatch):
     # A longer idle window than the default 1 s, so that a slow moment of a busy CI machine
     # between two writes below is not mistaken for idleness.
-    monkeypatch.setattr("searchd.watcher._IDLE_MERGE_AFTER", 4.0)
+    monkeypatch.setattr("searchd.watcher.daemon._IDLE_MERGE_AFTER", 4.0)
     for i in range(50):
         write(folder / f"base{i}.txt", article(f"base{i}"))
     with running(folder, index_dir, max_segments=5) as daemon:

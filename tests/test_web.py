@@ -299,7 +299,7 @@ def test_repeated_search_is_served_from_cache_and_304_until_the_index_changes(tm
     folder = write_files(tmp_path / "articles", {"a/one.txt": "Tidal power\n\nTidal turbines in the strait.\n"})
     build_index(folder, tmp_path / "index")
     app = create_app(Config(folder=folder, index_dir=tmp_path / "index"))
-    cache = app.extensions["searchd"]["cache"]
+    cache = app.extensions["searchd"].cache
     client = app.test_client()
 
     first = client.get("/api/search?q=tidal")

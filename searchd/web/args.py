@@ -1,0 +1,64 @@
+"""Request arguments -> a search request, each one checked: a bad or empty argument is a 400
+naming the problem (the OpenAPI description says what is allowed), never a guess."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Mapping
+
+from ..query import period, split_sort
+from ..search import BadRequest, SearchRequest
+
+# Arguments that shape a search; anything else in the query string is ignored (and not cached).
+SEARCH_ARGS = ("q", "page", "size", "sort", "category", "from", "to")
+_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+
+
+def int_arg(args: Mapping[str, str], name: str, default: int) -> int:
+    # Only a missing argument takes the default: `size=` is as wrong as `size=x` (and the OpenAPI
+    # description says so), so a client's bug is reported instead of guessed around.
+    if name not in args:
+        return default
+    raw = args[name].strip()
+    if not re.fullmatch(r"[+-]?\d{1,9}", raw):
+        raise BadRequest(f"{name} must be a whole number, got {raw[:40]!r}")
+    return int(raw)
+
+
+def date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime | None:
+    """`from`/`to` as a day, a month or a year; `to` means the end of that period, so that
+    from=2025&to=2025 is the whole of 2025."""
+    if name not in args:
+        return None
+    raw = args[name].strip()
+    found = period(raw) if _DATE.fullmatch(raw) else None
+    if found is None:
+        raise BadRequest(f"{name} must be a date like 2025-01-31, 2025-01 or 2025, got {raw[:40]!r}")
+    return found[1] if end else found[0]
+
+
+def search_request_from(args: Mapping[str, str]) -> SearchRequest:
+    date_from, date_to = date_arg(args, "from"), date_arg(args, "to", end=True)
+    if date_from and date_to and date_from > date_to:
+        raise BadRequest("from must not be after to")
+    # `sort:date` typed in the box: an explicit sort= argument wins.
+    q, typed_sort = split_sort(args.get("q", ""))
+    search = SearchRequest(
+        q=q,
+        page=int_arg(args, "page", 1),
+        size=int_arg(args, "size", 10),
+        sort=args.get("sort", typed_sort or "relevance"),
+        category=args.get("category", ""),
+        date_from=date_from,
+        date_to=date_to,
+    )
+    search.validate()
+    return search
+
+
+def echo(search: SearchRequest, args: Mapping[str, str]) -> dict[str, str]:
+    """The sort and filters in force: the page keeps them in its links, a client can check what
+    was applied."""
+    return {"sort": search.sort or "relevance", "category": search.category,
+            "from": args.get("from", ""), "to": args.get("to", "")}
