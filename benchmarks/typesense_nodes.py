@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Callable
@@ -60,10 +60,16 @@ class TypesenseFailed(RuntimeError):
     """A server exited or did not become ready in time; the message ends with its log."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open while choosing, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
@@ -100,8 +106,8 @@ class TypesenseNode:
 
     data_dir: Path
     api_key: str
-    api_port: int = field(default_factory=free_port)
-    peering_port: int = field(default_factory=free_port)
+    api_port: int
+    peering_port: int
     nodes_file: Path | None = None
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
@@ -253,7 +259,9 @@ def start_cluster(size: int = 3, api_key: str | None = None, workdir: Path | Non
     root = Path(tempfile.mkdtemp(prefix="typesense-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)
     key = api_key or secrets.token_hex(12)
-    nodes = [TypesenseNode(root / f"node{i}", key, extra_args=extra_args) for i in range(size)]
+    ports = free_ports(2 * size)
+    nodes = [TypesenseNode(root / f"node{i}", key, ports[2 * i], ports[2 * i + 1], extra_args=extra_args)
+             for i in range(size)]
     if size > 1:
         nodes_file = root / "nodes"
         nodes_file.write_text(",".join(node.peer for node in nodes))
