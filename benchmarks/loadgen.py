@@ -85,11 +85,16 @@ def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int, threa
     searchd = Path(sys.executable).parent / "searchd"
     command = [str(searchd), "serve", str(folder), "--index", str(index_dir), "--port", str(port),
                "--threads", str(threads), "--log-level", "WARNING"]
+    return launch(command, port, index_dir.parent / f"{index_dir.name}-serve.log", repo, documents)
+
+
+def launch(command: list[str], port: int, log_path: Path, cwd: Path, documents: int) -> Server:
+    """Start a searchd server command listening on `port`; return once /healthz shows all
+    `documents` indexed and nothing pending."""
     # A file, not a pipe: nobody reads a pipe during the run, and a server whose log fills one
     # blocks on its next write (that is how 32 clients once stalled the run for 60 s each).
-    log_path = index_dir.parent / f"{index_dir.name}-serve.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=log_file)
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log_file)
     server = Server(process, port, log_path)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

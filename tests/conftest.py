@@ -57,3 +57,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return extracted[name]
 
     return get
+
+
+# Real Typesense servers (tests/typesense_fixtures.py): typesense_server, typesense_cluster,
+# typesense_collection.
+from .typesense_fixtures import typesense_cluster, typesense_collection, typesense_server  # noqa: E402,F401

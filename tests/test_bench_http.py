@@ -1,0 +1,61 @@
+"""A short run of benchmarks/http_throughput.py (searchd and Typesense under wrk) on generated
+archives laid out like the shared BBC and Reuters ones, and its clear refusal without them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_bench import make_archives
+
+REPO = Path(__file__).resolve().parent.parent
+HARNESS = REPO / "benchmarks" / "http_throughput.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(HARNESS), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_short_run_measures_both_servers(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk; scripts/test.sh installs it)")
+    make_archives(tmp_path, articles=40)
+    out = tmp_path / "out"
+    done = run("--corpora", str(tmp_path), "--out", str(out), "--seconds", "2", "--connections", "1,4",
+               "--queries", "400", "--inprocess-queries", "40", "--searchd-args", "--threads 4")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    results = json.loads((out / "results.json").read_text())
+    assert [c["name"] for c in results["corpora"]] == ["bbc", "reuters"]
+    for corpus in results["corpora"]:
+        assert corpus["searchd"]["command"].endswith("--threads 4")
+        for engine in ("searchd", "typesense"):
+            figures = corpus[engine]
+            # Both do the work the comparison claims: hits, highlighted snippets, the facet.
+            assert figures["answers"]["hits_per_query"] > 0
+            assert figures["answers"]["hits_with_marked_snippet"] > 0
+            assert figures["answers"]["queries_with_category_facet"] > 0
+            assert list(figures["levels"]) == ["1", "4"]
+            for level in figures["levels"].values():
+                assert level["requests"] > 0 and level["errors"] == 0
+                assert 0 < level["p50_ms"] <= level["p90_ms"] <= level["p99_ms"]
+            assert all(m["pss_mb"] > 0 and m["processes"] >= 1 for m in figures["memory"].values())
+        assert corpus["typesense"]["documents"] == corpus["documents"]
+        assert corpus["in_process"]["searchd"]["p50_ms"] > 0 and corpus["in_process"]["fts5"]["p50_ms"] > 0
+    assert (out / "http_throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| searchd | 4 |" in (out / "results.md").read_text()
+
+
+def test_refuses_clearly_without_the_archives(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk; scripts/test.sh installs it)")
+    done = run("--corpora", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "bbc.tar.gz" in done.stderr and "reuters21578.tar.gz" in done.stderr
