@@ -45,6 +45,10 @@ FEW_HITS = 3
 SIMILAR_TERMS = 12
 # Two articles whose word 4-shingles overlap this much (Jaccard) are shown as one.
 NEAR_DUPLICATE = 0.8
+# Byte-identical articles are folded among all the matches (an array operation); near-identical
+# ones, which take reading and comparing texts, among this many best results (the first five pages
+# of ten): a query costs the same whatever the number of matches (100 cost twice as much).
+NEAR_DUPLICATE_WINDOW = 50
 # ... and they score within this ratio of each other for any query (a cheap first test).
 NEAR_DUPLICATE_SCORE = 0.95
 
@@ -185,10 +189,6 @@ class _View:
     def stored_fields(self, docnum: int) -> dict[str, Any]:
         with self.snapshot.lock:
             return self.snapshot.reader.stored_fields(docnum)
-
-    def checksum(self, docnum: int) -> str:
-        value = self.snapshot.column_value("checksum", docnum)
-        return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
 
     def whoosh_searcher(self, weighting: Any) -> WhooshSearcher:
         """For Whoosh's key-term extraction (similar articles, feedback); call with the lock."""
@@ -344,30 +344,42 @@ class Searcher:
         return [hit.id for hit in page.hits]
 
     def _run_ids(self, view: _View, query: wq.Query, request: SearchRequest) -> "_Page":
-        fetch = _fetch(request)
-        ranked = rank(view.snapshot, query, fetch, facets=False)
-        groups = fold_duplicates(_lazy(view, ranked), [score for _, score in ranked.top], self._shingles)
-        hits = [_make_hit(fields, "", score, len(group) - 1)
-                for ((_, score), fields), group in groups[: request.size]]
-        return _Page(total=ranked.total, hits=hits, facets={})
+        total, results, _ = self._results(view, query, request, facets=False)
+        hits = [_make_hit(fields, "", score, duplicates) for (_, score), fields, duplicates in results]
+        return _Page(total=total, hits=hits, facets={})
 
     def _fuzzy_words(self, word: str, distance: int) -> list[str]:
         return self.vocabulary().near(word, distance)
 
     def _run(self, view: _View, query: wq.Query, request: SearchRequest) -> "_Page":
-        ranked = rank(view.snapshot, query, _fetch(request), filter=self._filters(request),
-                      by_date=request.sort == "date")
-        scores = [score for _, score in ranked.top] if request.sort == "relevance" else None
-        groups = fold_duplicates(_lazy(view, ranked), scores, self._shingles)
-        start = (request.page - 1) * request.size
+        total, results, ranked = self._results(view, query, request, facets=True)
         terms = highlight_terms(query, view.snapshot)
-        hits = [self._hit(fields, score, terms, len(group) - 1)
-                for ((_, score), fields), group in groups[start:start + request.size]]
+        hits = [self._hit(fields, score, terms, duplicates) for (_, score), fields, duplicates in results]
         facets = {
             name: {str(k): v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if k}
             for name, counts in ranked.facets.items()
         }
-        return _Page(total=ranked.total, hits=hits, facets=facets)
+        return _Page(total=total, hits=hits, facets=facets)
+
+    def _results(self, view: _View, query: wq.Query, request: SearchRequest,
+                 facets: bool) -> tuple[int, list[tuple[tuple[int, float], Mapping[str, Any], int]], Ranked]:
+        """The total and the requested page of one list of results that every page is cut from:
+        the matches ranked, byte-identical copies folded into the first of them (all matches),
+        then near-identical articles folded among the first NEAR_DUPLICATE_WINDOW. Each entry is
+        (document, score), its stored fields and how many articles were folded into it."""
+        end = request.page * request.size
+        ranked = rank(view.snapshot, query, NEAR_DUPLICATE_WINDOW + end, filter=self._filters(request),
+                      by_date=request.sort == "date", facets=facets, fold_copies=True)
+        copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
+        window = ranked.top[:NEAR_DUPLICATE_WINDOW]
+        groups = fold_duplicates(_lazy(view, window), [score for _, score in window], self._shingles,
+                                 ordered=request.sort == "relevance")
+        folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
+                  for (item, fields), group in groups]
+        start = (request.page - 1) * request.size
+        beyond = ranked.top[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
+        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond)]
+        return len(folded) + ranked.total - len(window), results, ranked
 
     def _filters(self, request: SearchRequest) -> wq.Query | None:
         parts: list[wq.Query] = []
@@ -450,7 +462,7 @@ class Searcher:
         parsed = view.query_reader.read(corrected)
         if parsed.query is wq.NullQuery:
             return None
-        found = rank(view.snapshot, parsed.query, 0, facets=False).total
+        found = rank(view.snapshot, parsed.query, 0, facets=False, fold_copies=True).total
         return corrected if found > hits else None
 
     # --- autocomplete ---------------------------------------------------------------------------
@@ -687,13 +699,13 @@ T = TypeVar("T")
 
 class _LazyFields(Mapping[str, Any]):
     """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
-    (a column, cheap) of every fetched hit but the text of only a few."""
+    (an array, cheap) of every fetched hit but the text of only a few."""
 
     def __init__(self, view: _View, docnum: int):
         self._view = view
         self._docnum = docnum
         self._data: dict[str, Any] | None = None
-        self.checksum = view.checksum(docnum)
+        self.checksum = str(view.snapshot.checksums[docnum])  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length = view.snapshot.text_length(docnum)
 
@@ -712,22 +724,23 @@ class _LazyFields(Mapping[str, Any]):
         return len(self._load())
 
 
-def _lazy(view: _View, ranked: Ranked) -> list[tuple[tuple[int, float], _LazyFields]]:
-    return [(item, _LazyFields(view, item[0])) for item in ranked.top]
+def _lazy(view: _View, items: list[tuple[int, float]]) -> list[tuple[tuple[int, float], _LazyFields]]:
+    return [(item, _LazyFields(view, item[0])) for item in items]
 
 
 def fold_duplicates(ranked: list[tuple[T, Mapping[str, Any]]], scores: list[float] | None = None,
-                    cache: ShingleCache | None = None) -> list[tuple[tuple[T, Mapping[str, Any]], list[T]]]:
+                    cache: ShingleCache | None = None, ordered: bool = True) -> list[tuple[tuple[T, Mapping[str, Any]], list[T]]]:
     """Ranked (hit, stored fields) -> [(best hit, its group)], each group holding an article and
-    the identical or near-identical articles ranked below it. `scores` (one per item) lets the
-    near-duplicate test skip pairs whose scores differ; without them every pair is compared."""
+    the identical or near-identical articles ranked below it. `scores` (one per item, relevance
+    scores whatever the order) let the near-duplicate test skip pairs whose scores differ, and
+    when the items are `ordered` by them, stop early; without them every pair is compared."""
     kept: list[tuple[tuple[T, dict[str, Any]], list[T], _Signature]] = []
     by_checksum: dict[str, list[T]] = {}
     for index, item in enumerate(ranked):
         signature = _Signature(item[1], scores[index] if scores else 1.0, cache)
         group = by_checksum.get(signature.checksum) if signature.checksum else None
         if group is None:
-            group = _near_duplicate_group(kept, signature, ordered=scores is not None)
+            group = _near_duplicate_group(kept, signature, ordered=ordered and scores is not None)
         if group is not None:
             group.append(item[0])
             continue
@@ -747,11 +760,6 @@ def _near_duplicate_group(kept: list, signature: _Signature, ordered: bool) -> l
         if other.same_as(signature):
             return group
     return None
-
-
-def _fetch(request: SearchRequest) -> int:
-    """Duplicates are folded after ranking, so read a little past the page to still fill it."""
-    return request.page * request.size + max(10, request.size // 2)
 
 
 def _join(*notices: str) -> str:
