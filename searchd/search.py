@@ -104,6 +104,8 @@ class SearchResult:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     suggestion: str | None = None
     notice: str = ""
+    # The query whose results these are: `query`, or `suggestion` when nothing matched `query`.
+    results_for: str = ""
 
     @property
     def pages(self) -> int:
@@ -285,8 +287,9 @@ class Searcher:
         view = self._current()
         parsed = view.query_reader.read(request.q)
         if parsed.query is wq.NullQuery:
-            return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
-        page, notice, suggestion = self._answer(view, parsed, request, self._run)
+            return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice,
+                                results_for=request.q)
+        page, notice, suggestion, results_for = self._answer(view, parsed, request, self._run)
         return SearchResult(
             query=request.q,
             total=page.total,
@@ -297,25 +300,29 @@ class Searcher:
             facets=page.facets,
             suggestion=suggestion,
             notice=notice,
+            results_for=results_for,
         )
 
     def _answer(self, view: _View, parsed: ParsedQuery, request: SearchRequest,
-                run: Callable[[_View, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None]:
+                run: Callable[[_View, wq.Query, SearchRequest], "_Page"]) -> tuple["_Page", str, str | None, str]:
         """The query as read; with few hits, a did-you-mean; with none, the corrected query's
-        results or else those of the looser reading (any of the words), each saying so."""
+        results or else those of the looser reading (any of the words), each saying so. Also
+        returns the query whose results the page holds."""
         page = run(view, self._with_feedback(view, parsed), request)
         notice = parsed.notice
         suggestion = None
+        results_for = request.q
         if page.total < FEW_HITS:
             suggestion = self._did_you_mean(view, request.q, page.total)
             if page.total == 0 and suggestion is not None:
                 page = run(view, view.query_reader.read(suggestion).query, request)
                 notice = _join(notice, f"no results for {request.q.strip()}; showing results for {suggestion}")
+                results_for = suggestion
             elif page.total == 0 and parsed.relaxed is not None:
                 page = run(view, parsed.relaxed, request)
                 if page.total:
                     notice = _join(notice, "no article has all the words; showing articles with some of them")
-        return page, notice, suggestion
+        return page, notice, suggestion, results_for
 
     def _with_feedback(self, view: _View, parsed: ParsedQuery) -> wq.Query:
         """Pseudo-relevance feedback (off unless Ranking.feedback_docs is set)."""
@@ -340,7 +347,7 @@ class Searcher:
         if parsed.query is wq.NullQuery:
             return []
         request = SearchRequest(q=text, size=limit)
-        page, _, _ = self._answer(view, parsed, request, self._run_ids)
+        page = self._answer(view, parsed, request, self._run_ids)[0]
         return [hit.id for hit in page.hits]
 
     def _run_ids(self, view: _View, query: wq.Query, request: SearchRequest) -> "_Page":

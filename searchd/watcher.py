@@ -100,11 +100,19 @@ class _Event:
     kind: str = ""  # "created" (a program opened a new file), "closed" (it closed it), or ""
 
 
-class _Handler(FileSystemEventHandler):
-    """Runs in watchdog's thread: records paths, nothing else."""
+class _Count:
+    """A number that one thread increases and others read."""
 
-    def __init__(self, inbox: "queue.SimpleQueue[_Event | None]"):
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs in watchdog's thread: records paths (and counts them), nothing else."""
+
+    def __init__(self, inbox: "queue.SimpleQueue[_Event | None]", received: _Count):
         self.inbox = inbox
+        self.received = received
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -115,10 +123,14 @@ class _Handler(FileSystemEventHandler):
         kind = ""
         if event.event_type == "closed" or (event.event_type == "created" and not event.is_synthetic):
             kind = event.event_type
-        self.inbox.put(_Event(os.fsdecode(event.src_path), event.is_directory, now, kind))
+        self._put(_Event(os.fsdecode(event.src_path), event.is_directory, now, kind))
         dest = getattr(event, "dest_path", "")
         if dest:
-            self.inbox.put(_Event(os.fsdecode(dest), event.is_directory, now))
+            self._put(_Event(os.fsdecode(dest), event.is_directory, now))
+
+    def _put(self, event: _Event) -> None:
+        self.received.value += 1  # before the put: the writer thread cannot count it as noted first
+        self.inbox.put(event)
 
 
 class _OverflowWatch(logging.Handler):
@@ -159,7 +171,13 @@ class Daemon:
         self.last_error = ""
         self._inbox: queue.SimpleQueue[_Event | None] = queue.SimpleQueue()
         self._pending: dict[str, _Pending] = {}
-        self._startup_remaining = 0
+        # pending() = paths waiting + events not yet looked at + files a reconcile has still to
+        # make searchable; before the start-up reconcile has compared the folder with the index,
+        # that last part is unknown and counts as 1 (never 0).
+        self._received = _Count()  # events the observer handed over ...
+        self._noted = 0  # ... and those the writer thread has taken into _pending (or dropped)
+        self._progress: tuple[int, int] | None = None  # (committed, to do) of a running reconcile
+        self._compared = False
         self._manifest: dict[str, Indexed] = {}
         self._folders: Counter[str] = Counter()  # "a/", "a/b/" -> documents below: O(1) folder checks
         self._stats: IndexStats | None = None
@@ -179,6 +197,7 @@ class Daemon:
         if not self.root.is_dir():
             raise FileNotFoundError(f"article folder {self.root} does not exist")
         self.lock.acquire()
+        self._write_status()  # readers in other processes: a stale status.json must not say 0 pending
         try:
             self.writer = IndexWriter(self.index_dir, self.max_segments)
             self.writer.stop_requested = self._stop
@@ -205,7 +224,8 @@ class Daemon:
         if not self.config.polling:
             observer = self._native_observer()
             try:
-                observer.schedule(_Handler(self._inbox), str(self.root), recursive=True, event_filter=_EVENT_KINDS)
+                observer.schedule(_Handler(self._inbox, self._received), str(self.root), recursive=True,
+                                  event_filter=_EVENT_KINDS)
                 observer.start()
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENFILE):
@@ -223,7 +243,7 @@ class Daemon:
 
     def _start_polling(self) -> None:
         observer = PollingObserver(timeout=_POLL_INTERVAL)
-        observer.schedule(_Handler(self._inbox), str(self.root), recursive=True, event_filter=_EVENT_KINDS)
+        observer.schedule(_Handler(self._inbox, self._received), str(self.root), recursive=True, event_filter=_EVENT_KINDS)
         observer.start()
         self._observer, self.observer_kind = observer, "polling"
 
@@ -279,6 +299,7 @@ class Daemon:
         self._reconcile(startup=True)
         if self.writer.rebuilding:
             self.writer.finish_rebuild()
+            self._progress = None  # the rebuilt index is the one readers open now
         self.state = "ok"
         self._caught_up.set()
         self._write_status()
@@ -361,7 +382,9 @@ class Daemon:
             nonlocal last_report
             if self._stop.is_set() and startup:
                 raise _Stopping
-            self._startup_remaining = total - done
+            if self._progress is None or done != self._progress[0]:
+                self._refresh_stats()  # a commit: `documents` keeps up with what progress says
+            self._progress, self._compared = (done, total), True
             if time.monotonic() - last_report >= _PROGRESS_EVERY:  # `searchd status` shows progress
                 last_report = time.monotonic()
                 self._refresh_stats()
@@ -390,10 +413,11 @@ class Daemon:
                     return
                 self._stop.wait(min(_RETRY_MAX, _RETRY_FIRST * 2.0 ** attempt))
                 attempt += 1
-        self._startup_remaining = 0
         self.last_report = report
         self._load_manifest(self.writer.manifest())
         self._refresh_stats()
+        if not self.writer.rebuilding:  # else nothing is searchable before the swap (_startup)
+            self._progress = None
         self.skipped = {k: v for k, v in self.skipped.items() if k in report.skipped or k not in self._manifest}
         self.last_error = ""
         level = logging.INFO if startup or report.changed else logging.DEBUG
@@ -411,13 +435,23 @@ class Daemon:
             self._note(event)
 
     def _note(self, event: _Event | None) -> None:
-        if event is None or not self._relevant(event):
+        if event is None:
+            return
+        try:
+            self._note_event(event)
+        finally:
+            self._noted += 1  # after the path is in _pending: see pending()
+
+    def _note_event(self, event: _Event) -> None:
+        if not self._relevant(event):
             return
         pending = self._pending.get(event.path)
         if pending is None:
             pending = self._pending[event.path] = _Pending(
                 event.seen, event.seen, _stamp(event.path), self.config.debounce_seconds)
             self._note_open(pending, event)
+            if len(self._pending) == 1:
+                self._write_status()  # a reader in another process must not see 0 pending now
             return
         self._note_open(pending, event)
         # Events spaced out in time mean someone is still writing: ask for a longer quiet window.
@@ -710,7 +744,22 @@ class Daemon:
     # --- visibility -----------------------------------------------------------------------------
 
     def pending(self) -> int:
-        return len(self._pending) + self._inbox.qsize() + self._startup_remaining
+        """Changes seen and not yet searchable; 0 means every file seen so far is searchable. Read
+        from any thread while the writer thread works: `_noted` is read before `_pending` (an
+        event is in `_pending` before it counts as noted) and `_received` last (an event counts as
+        received before it is in the inbox), so an event on its way is counted at least once."""
+        noted = self._noted
+        paths = len(self._pending)
+        return paths + (self._received.value - noted) + self._unindexed()
+
+    def _unindexed(self) -> int:
+        """Files the running reconcile has still to make searchable."""
+        progress = self._progress
+        if progress is None:
+            return 0 if self._compared else 1
+        done, total = progress
+        rebuilding = self.writer is not None and self.writer.rebuilding
+        return total if rebuilding else total - done
 
     def lag_seconds(self) -> float:
         oldest = min((p.first_seen for p in list(self._pending.values())), default=None)
@@ -718,9 +767,9 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """Cheap and thread-safe: built from what the writer thread last recorded."""
-        assert self.writer is not None
-        stats = self._stats
+        writer, stats = self.writer, self._stats
         pending = self.pending()
+        progress = self._progress
         return {
             "status": _overall(self.state, pending, self.last_error),
             "state": self.state,
@@ -728,22 +777,22 @@ class Daemon:
             "segments": stats.segments if stats else 0,
             "generation": stats.generation if stats else -1,
             "pending": pending,
-            "last_commit": self.writer.last_commit or (stats.last_commit if stats else None),
-            "commits": self.writer.commits,
+            # A bulk index (the start-up reconcile or a rescan that found work): files committed.
+            "progress": {"done": progress[0], "total": progress[1]} if progress and progress[1] else None,
+            "last_commit": (writer.last_commit if writer else None) or (stats.last_commit if stats else None),
+            "commits": writer.commits if writer else 0,
             "observer": self.observer_kind,
             "lag_seconds": self.lag_seconds(),
             "skipped": dict(sorted(self.skipped.items())),
             "folder": str(self.root),
             "index": stats.directory if stats else "",
-            "rebuilding": self.writer.rebuild_reason or "",
+            "rebuilding": (writer.rebuild_reason if writer else None) or "",
             "error": self.last_error,
             "pid": os.getpid(),
             "updated": time.time(),
         }
 
     def _write_status(self) -> None:
-        if self.writer is None:
-            return
         with self._status_lock:
             try:
                 write_status(self.index_dir, self.status())
@@ -756,9 +805,7 @@ def _overall(state: str, pending: int, error: str) -> str:
         return state
     if error:
         return "degraded"
-    if state == "ok":
-        return "ok" if pending == 0 else "indexing"
-    return "indexing"
+    return "ok" if pending == 0 else "indexing"
 
 
 def _folders_of(doc_id: str) -> list[str]:

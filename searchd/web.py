@@ -24,7 +24,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache, wraps
+from functools import lru_cache, partial, wraps
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -52,6 +52,7 @@ COMPRESSIBLE = {
     "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
     "application/atom+xml", "application/opensearchdescription+xml", "image/svg+xml", "text/plain",
 }
+PAGE_SIZE = 10  # results per page unless `size` says otherwise
 FEED_SIZE = 20
 SIMILAR_SIZE = 5
 SUGGEST_SIZE = 8
@@ -63,6 +64,9 @@ CSP = (
 )
 # Arguments that shape a search; anything else in the query string is ignored (and not cached).
 SEARCH_ARGS = ("q", "page", "size", "sort", "category", "from", "to")
+# What /healthz tells a client without the token (when one is set): what a health check needs,
+# nothing that names the folder, its files or the process.
+PUBLIC_HEALTH = ("status", "documents", "pending", "progress", "last_commit")
 
 
 def web_dir() -> Path:
@@ -100,8 +104,10 @@ def _date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime
     from=2025&to=2025 is the whole of 2025."""
     if name not in args:
         return None
-    raw = args[name].strip()
-    for fmt, unit in _DATE_FORMATS:
+    raw = args[name]
+    # strptime alone would take "2025-2-3" and " 2025": the OpenAPI description does not.
+    formats = _DATE_FORMATS if re.fullmatch(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?", raw) else ()
+    for fmt, unit in formats:
         try:
             start = datetime.strptime(raw, fmt)
         except ValueError:
@@ -131,13 +137,13 @@ def _sort_from_query(q: str) -> tuple[str, str | None]:
 
 def search_request_from(args: Mapping[str, str]) -> SearchRequest:
     date_from, date_to = _date_arg(args, "from"), _date_arg(args, "to", end=True)
-    if date_from and date_to and date_from > date_to:
-        raise BadRequest("from must not be after to")
     q, typed_sort = _sort_from_query(args.get("q", ""))
+    if args.get("category") == "":
+        raise BadRequest("category must not be empty; leave it out to search every category")
     search = SearchRequest(
         q=q,
         page=_int_arg(args, "page", 1),
-        size=_int_arg(args, "size", 10),
+        size=_int_arg(args, "size", PAGE_SIZE),
         sort=args.get("sort", typed_sort or "relevance"),
         category=args.get("category", ""),
         date_from=date_from,
@@ -334,6 +340,10 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
             view = asdict(result)
             view["pages"] = min(result.pages, MAX_PAGE)
             view["filters"] = _echo(search, args)
+            if search.date_from and search.date_to and search.date_from > search.date_to:
+                # Each date is valid, and the OpenAPI description cannot relate two parameters:
+                # an empty period is answered (nothing is in it), and said to be one.
+                view["notice"] = "; ".join(filter(None, [view["notice"], "from is after to: no article is dated in that period"]))
             return view
 
         key = ("search", tuple((name, args.get(name, "")) for name in SEARCH_ARGS))
@@ -384,17 +394,18 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
 
     # --- caching and conditional requests -------------------------------------------------------
 
-    def index_etag() -> str:
+    def index_etag(vary: Any) -> str:
         args = sorted(request.args.items(multi=True))
-        raw = orjson.dumps([instance, searcher.generation(), request.path, args])
+        raw = orjson.dumps([instance, searcher.generation(), request.path, args, vary])
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def index_cached(route: Callable[..., Any]) -> Callable[..., Any]:
-        """Answers 304 when the client already has this response for the current index."""
+    def index_cached(route: Callable[..., Any], vary: Callable[[], Any] = lambda: None) -> Callable[..., Any]:
+        """Answers 304 when the client already has this response for the current index (and the
+        same `vary()`: what else the response shows)."""
 
         @wraps(route)
         def wrapper(*a: Any, **kw: Any) -> Response:
-            etag = index_etag()
+            etag = index_etag(vary())
             if request.if_none_match.contains_weak(etag):
                 response = Response(status=304)
             else:
@@ -405,6 +416,11 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
             return response
 
         return wrapper
+
+    def indexing() -> dict[str, int] | None:
+        """{done, total} while a bulk index runs: the search page says so rather than look empty."""
+        progress = status().get("progress")
+        return progress if isinstance(progress, dict) else None
 
     def template_args() -> dict[str, Any]:
         return {"args": request.args, "max_query": MAX_QUERY_CHARS}
@@ -417,13 +433,13 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     def search_url(view: Mapping[str, Any], changes: Mapping[str, Any] | None = None, **more: Any) -> str:
         """A results URL keeping the current query and filters, with the changes applied (a dict,
         because `from` is a Python keyword)."""
-        params = {"q": view.get("query", ""), **view.get("filters", {}), "page": view.get("page", 1)}
+        params = {"q": view.get("query", ""), **view.get("filters", {}), "page": view.get("page", 1),
+                  "size": view.get("size", PAGE_SIZE)}
         params.update(changes or {})
         params.update(more)
-        if params.get("sort") == "relevance":
-            params["sort"] = None
-        if params.get("page") == 1:
-            params["page"] = None
+        for name, default in (("sort", "relevance"), ("page", 1), ("size", PAGE_SIZE)):
+            if params.get(name) == default:
+                params[name] = None
         return url_for("results_page", **{k: v for k, v in params.items() if v not in (None, "")})
 
     @app.template_global()
@@ -442,11 +458,10 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
 
     @app.get("/", endpoint="home")
     @app.get("/search")
-    @index_cached
+    @partial(index_cached, vary=indexing)
     def results_page() -> str:
-        if not request.args.get("q", "").strip():
-            return render_template("search.html", view=None, **template_args())
-        return render_template("search.html", view=search_view(request.args), **template_args())
+        view = search_view(request.args) if request.args.get("q", "").strip() else None
+        return render_template("search.html", view=view, indexing=indexing(), **template_args())
 
     @app.get("/doc/<path:doc_id>")
     @index_cached
@@ -519,7 +534,10 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
 
     @app.get("/healthz")
     def healthz() -> Response:
-        response = json_response(status())
+        data = status()
+        if config.token and not token_matches(request.headers.get("Authorization", ""), config.token):
+            data = {name: data.get(name) for name in PUBLIC_HEALTH}
+        response = json_response(data)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -556,7 +574,7 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
             abort(413, description=f"request bodies are limited to {MAX_BODY_BYTES} bytes")
         if request.method == "OPTIONS" and config.cors_origins and _is_api(request.path):
             return _preflight(config)
-        if config.token and request.path != "/healthz" and not token_matches(
+        if config.token and request.endpoint not in _OPEN_ENDPOINTS and not token_matches(
             request.headers.get("Authorization", ""), config.token
         ):
             response = app.make_response(_error(401, "unauthorized", "this searchd requires a token: "
@@ -602,6 +620,11 @@ def serving(app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 4
         server.trigger.pull_trigger(close_everything)
         thread.join(timeout=10)
         server.task_dispatcher.shutdown()
+
+
+# Answered without the token: the health check, and the page's own CSS, script and icon (the
+# login page uses them; they hold nothing of the folder).
+_OPEN_ENDPOINTS = frozenset({"healthz", "static", "favicon"})
 
 
 def _is_api(path: str) -> bool:
