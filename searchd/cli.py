@@ -296,6 +296,7 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     if not daemon_running:
         data["status"] = "no daemon"
         data["pending"] = 0
+        data["progress"] = None
     if as_json:
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
         return
@@ -304,6 +305,8 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"documents:   {data['documents']}")
     click.echo(f"segments:    {data['segments']}")
     click.echo(f"pending:     {data.get('pending', 0)}")
+    if data.get("progress"):
+        click.echo(f"progress:    {data['progress']['done']:,} of {data['progress']['total']:,} files indexed")
     click.echo(f"last commit: {when}")
     if data.get("observer"):
         click.echo(f"observer:    {data['observer']}  (lag {data.get('lag_seconds', 0):.3f}s)")

@@ -20,6 +20,11 @@ import numpy as np
 
 # Two articles whose word 4-shingles overlap this much (Jaccard) are shown as one.
 NEAR_DUPLICATE = 0.8
+# Byte-identical articles are folded among all the matches (an engine does it over its whole match
+# set); near-identical ones, which take reading and comparing texts, among this many best results
+# (the first five pages of ten): a query costs the same whatever the number of matches (100 cost
+# twice as much).
+NEAR_DUPLICATE_WINDOW = 50
 # ... and they score within this ratio of each other for any query (a cheap first test).
 NEAR_DUPLICATE_SCORE = 0.95
 # Shingle sets that share NEAR_DUPLICATE of their union differ in size by less than that; index
@@ -143,17 +148,18 @@ T = TypeVar("T")
 
 
 def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None = None,
-         cache: ShingleCache | None = None) -> list[tuple[tuple[T, Candidate], list[T]]]:
+         cache: ShingleCache | None = None, ordered: bool = True) -> list[tuple[tuple[T, Candidate], list[T]]]:
     """Ranked (item, candidate) -> [(best item, its group)], each group holding an article and
-    the identical or near-identical articles ranked below it. `scores` (one per item) lets the
-    near-duplicate test skip pairs whose scores differ; without them every pair is compared."""
+    the identical or near-identical articles ranked below it. `scores` (one per item, relevance
+    scores whatever the order) let the near-duplicate test skip pairs whose scores differ, and
+    when the items are `ordered` by them, stop early; without them every pair is compared."""
     kept: list[tuple[tuple[T, Candidate], list[T], Signature]] = []
     by_checksum: dict[str, list[T]] = {}
     for index, item in enumerate(ranked):
         signature = Signature(item[1], scores[index] if scores else 1.0, cache)
         group = by_checksum.get(signature.checksum) if signature.checksum else None
         if group is None:
-            group = _near_duplicate_group(kept, signature, ordered=scores is not None)
+            group = _near_duplicate_group(kept, signature, ordered=ordered and scores is not None)
         if group is not None:
             group.append(item[0])
             continue

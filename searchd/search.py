@@ -60,6 +60,8 @@ class SearchResult:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     suggestion: str | None = None
     notice: str = ""
+    # The query whose results these are: `query`, or `suggestion` when nothing matched `query`.
+    results_for: str = ""
 
     @property
     def pages(self) -> int:
@@ -89,8 +91,9 @@ class Searcher:
         parsed = parse(request.q)
         query = self._query(parsed, request)
         if query is None:
-            return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice)
-        results, notice, suggestion = self._answer(parsed, query, request.q)
+            return SearchResult(request.q, 0, request.page, request.size, _ms(started), [], notice=parsed.notice,
+                                results_for=request.q)
+        results, notice, suggestion, results_for = self._answer(parsed, query, request.q)
         return SearchResult(
             query=request.q,
             total=results.total,
@@ -101,6 +104,7 @@ class Searcher:
             facets=results.facets,
             suggestion=suggestion,
             notice=notice,
+            results_for=results_for,
         )
 
     def ranked_ids(self, text: str, limit: int = 100) -> list[str]:
@@ -110,8 +114,7 @@ class Searcher:
         query = self._query(parsed, SearchRequest(q=text, size=limit), snippets=False)
         if query is None:
             return []
-        results, _, _ = self._answer(parsed, query, text)
-        return [hit.id for hit in results.hits]
+        return [hit.id for hit in self._answer(parsed, query, text)[0].hits]
 
     @staticmethod
     def _query(parsed: ParsedQuery, request: SearchRequest, snippets: bool = True) -> EngineQuery | None:
@@ -129,12 +132,15 @@ class Searcher:
             facets=snippets,
         )
 
-    def _answer(self, parsed: ParsedQuery, query: EngineQuery, text: str) -> tuple[EngineResults, str, str | None]:
+    def _answer(self, parsed: ParsedQuery, query: EngineQuery,
+                text: str) -> tuple[EngineResults, str, str | None, str]:
         """The query as read; with few hits, a did-you-mean; with none, the corrected query's
-        results or else those of the looser reading (any of the words), each saying so."""
+        results or else those of the looser reading (any of the words), each saying so. Also
+        returns the query whose results these are."""
         results = self.engine.search(query)
         notice = _join(parsed.notice, results.notice)
         suggestion = None
+        results_for = text
         if results.total < FEW_HITS:
             suggestion = self._did_you_mean(text, results.total)
             corrected = parse(suggestion).tree if suggestion is not None else None
@@ -142,11 +148,12 @@ class Searcher:
             if results.total == 0 and corrected is not None:
                 results = self.engine.search(_with_tree(query, corrected))
                 notice = _join(notice, f"no results for {text.strip()}; showing results for {suggestion}")
+                results_for = suggestion
             elif results.total == 0 and loose is not None:
                 results = self.engine.search(_with_tree(query, loose))
                 if results.total:
                     notice = _join(notice, "no article has all the words; showing articles with some of them")
-        return results, notice, suggestion
+        return results, notice, suggestion, results_for
 
     def _did_you_mean(self, text: str, hits: int) -> str | None:
         """Replace unknown words by their nearest frequent neighbours; offer the result only if

@@ -27,6 +27,7 @@ from .processes import die_with_parent
 
 log = logging.getLogger("searchd.sync")
 
+# (files committed, files to commit): called often (also to let the caller stop a long run).
 Progress = Callable[[int, int], None]
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -306,6 +307,7 @@ def reconcile(
             tell()
     else:
         batch = ChangeBatch()
+        read = 0  # files parsed since the last commit: `done` counts what is searchable
         for parsed in parse_all(root, work.read, max_bytes):
             article = parsed.article
             outcome = (Outcome(parsed.article_id, reason=parsed.reason) if article is None else
@@ -313,12 +315,15 @@ def reconcile(
                                warning=article.extra.get("warning", "")))
             if account(outcome, batch):
                 batch.upserts.append(article)
-            done += 1
+            read += 1
             if len(batch) >= batch_size:
                 writer.apply(batch)
                 batch = ChangeBatch()
+                done, read = done + read, 0
             tell()
         writer.apply(batch)
+        done += read
+        tell()
     report.seconds = time.monotonic() - started
     return report
 

@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from searchd.config import Config
+from searchd.watcher import Daemon
 from searchd.web import create_app, serving
 
 from .conftest import REPO, build_index, write_files
@@ -107,7 +108,8 @@ def test_instant_results_match_the_server_rendered_page(page, typed: str, url: s
     page.fill("#q", "")
     page.keyboard.type(typed, delay=10)
     page.wait_for_url(f"**{url}&category=energy")
-    page.wait_for_function(f"document.querySelector('#result-meta .echo').textContent === {typed!r}")
+    shown = page.request.get(f"/api/search?q={typed}&category=energy").json()["results_for"]  # or a did-you-mean
+    page.wait_for_function(f"document.querySelector('#result-meta .echo').textContent === {shown!r}")
     instant = results_outline(page)
     assert instant["links"] and instant["headings"]
     page.goto(f"{url}&category=energy")
@@ -285,3 +287,67 @@ def test_axe_finds_no_serious_or_critical_violations(browser, base_url: str, sch
         assert all(not found for found in serious.values()), serious
     finally:
         context.close()
+
+
+def test_slash_on_a_results_page_goes_to_the_box_and_typing_continues_the_query(page) -> None:
+    page.goto("/search?q=solar")
+    assert page.evaluate("document.activeElement.id") != "q"  # keys move through the results here
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    assert page.input_value("#q") == "solar"  # the shortcut typed nothing
+    page.keyboard.press("End")
+    page.keyboard.type(" grid", delay=20)
+    assert page.input_value("#q") == "solar grid"
+    page.wait_for_url("**/search?q=solar+grid")
+
+
+def test_instant_search_and_its_links_keep_the_page_size(page) -> None:
+    page.goto("/search?q=grid&size=5")
+    page.fill("#q", "solar")
+    page.wait_for_url("**/search?q=solar&size=5")
+    page.wait_for_function("document.querySelector('#result-meta .echo').textContent === 'solar'")
+    assert len(hit_titles(page)) == 5
+    page.click("a[rel=next]")
+    page.wait_for_url("**/search?q=solar&page=2&size=5")
+    assert len(hit_titles(page)) == 5 and page.locator("ol.hits").get_attribute("start") == "6"
+
+
+def test_a_390_px_phone_header_keeps_the_query_readable_and_help_beside_the_brand(browser, base_url: str) -> None:
+    context = browser.new_context(base_url=base_url, viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto("/search?q=economy+growth")
+        box = page.locator("#q").bounding_box()
+        assert box["width"] >= 250, box
+        assert page.evaluate("(() => { const q = document.getElementById('q'); return q.scrollWidth <= q.clientWidth; })()")
+        brand, help_link = page.locator(".brand").bounding_box(), page.locator(".top-links a").bounding_box()
+        assert help_link["y"] < brand["y"] + brand["height"] and brand["y"] < help_link["y"] + help_link["height"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
+
+
+def test_the_page_counts_up_while_the_folder_is_indexed_then_shows_the_results(browser, tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    for n in range(3000):
+        path = folder / f"d{n % 10}" / f"f{n}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"Harbour {n}\n\nHarbour report {n} on the tides.\n", encoding="utf-8")
+    daemon = Daemon(Config(folder=folder, index_dir=tmp_path / "index")).start()
+    try:
+        with serving(create_app(daemon.config, status=daemon.status)) as url:
+            context = browser.new_context(base_url=url)
+            try:
+                page = context.new_page()
+                page.set_default_timeout(60_000)
+                page.goto("/search?q=harbour")
+                first = page.locator("#indexing").inner_text()
+                assert re.fullmatch(r"Indexing [\d,]+ of 3,000 articles…", first), first
+                # The count follows /healthz in place; when the index is done the results follow.
+                page.wait_for_selector("#indexing", state="detached")
+                page.wait_for_function("document.querySelector('#result-meta .total').textContent === '3,000 results'")
+            finally:
+                context.close()
+    finally:
+        daemon.stop()

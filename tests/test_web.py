@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import html
 import json
 import re
 import urllib.request
@@ -13,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterator
 
+import jsonschema
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -119,6 +121,18 @@ def test_sort_by_date_is_newest_first_and_pager_keeps_it(client: FlaskClient) ->
     assert [h["date"] for h in second["hits"]] == dates[10:20]
 
 
+def test_the_pager_and_every_link_keep_the_page_size(client: FlaskClient) -> None:
+    page = html_of(client, "/search?q=solar&size=5")
+    links = [html.unescape(href) for href in re.findall(r'href="(/search\?[^"]*)"', page)]
+    assert links and all("size=5" in link for link in links), [link for link in links if "size=5" not in link]
+    following = re.search(r'rel="next" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    second = html_of(client, following)
+    assert "Page 2 of 6" in second and len(re.findall(r'class="hit"', second)) == 5
+    assert '<input type="hidden" name="size" value="5">' in page  # a new query keeps it too
+    default = html_of(client, "/search?q=solar")
+    assert "size=" not in re.search(r'rel="next" href="([^"]+)"', default).group(1)
+
+
 def test_sort_can_be_typed_in_the_query(client: FlaskClient) -> None:
     typed = client.get("/api/search?q=solar+sort:date&size=100").get_json()
     assert typed["query"] == "solar" and typed["filters"]["sort"] == "date" and typed["total"] == 26
@@ -130,9 +144,27 @@ def test_sort_can_be_typed_in_the_query(client: FlaskClient) -> None:
     assert explicit["filters"]["sort"] == "relevance"
 
 
+def test_a_did_you_mean_tells_one_story_on_the_page_in_json_and_in_the_feed(client: FlaskClient) -> None:
+    api = client.get("/api/search?q=photovoltaik").get_json()
+    assert api["query"] == "photovoltaik" and api["suggestion"] == "photovoltaic" and api["total"] > 0
+    assert api["results_for"] == "photovoltaic" and "showing results for photovoltaic" in api["notice"]
+    page = html_of(client, "/search?q=photovoltaik")
+    meta = re.search(r'<p class="meta".*?</p>', page, re.S).group(0)
+    assert f'{api["total"]} results</span> for <strong class="echo">photovoltaic</strong>' in meta
+    assert "Did you mean" not in page  # the page already shows the suggestion's results
+    feed_url = re.search(r'type="application/atom\+xml"[^>]*href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    feed = ET.fromstring(client.get(feed_url).data)
+    newest = client.get("/api/search?q=photovoltaik&sort=date&size=20").get_json()
+    assert [e.find(f"{ATOM}title").text for e in feed.findall(f"{ATOM}entry")] == [h["title"] for h in newest["hits"]]
+    assert newest["hits"] and "photovoltaic" in feed.find(f"{ATOM}title").text
+    assert "no results for photovoltaik" in feed.find(f"{ATOM}subtitle").text
+    few = client.get("/api/search?q=photovoltaic").get_json()
+    assert few["results_for"] == "photovoltaic" and few["suggestion"] is None
+
+
 def test_did_you_mean_and_empty_state(client: FlaskClient) -> None:
     page = html_of(client, "/search?q=photovoltaik")
-    assert "Did you mean" in page and "photovoltaic" in page
+    assert "showing results for photovoltaic" in page
     empty = html_of(client, "/search?q=zzqqxxyy")
     assert "No articles match <q>zzqqxxyy</q>" in empty and "batter*" in empty and "/help" in empty
 
@@ -255,13 +287,46 @@ def test_pages_have_titles_search_link_and_favicon(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("query, message", [
     ("size=101", "size"), ("size=0", "size"), ("page=0", "page"), ("page=1001", "page"), ("page=x", "page"),
-    ("sort=score", "sort"), ("from=yesterday", "from"), ("from=2025&to=2024", "from"), ("q=" + "a" * 1001, "limit"),
+    ("sort=score", "sort"), ("from=yesterday", "from"), ("q=" + "a" * 1001, "limit"),
+    ("category=", "category"), ("from=0000", "from"), ("to=2025-13", "to"),
+    ("from=2025-02-30", "from"),
 ])
 def test_bad_parameters_are_400_json_errors(client: FlaskClient, query: str, message: str) -> None:
     response = client.get(f"/api/search?{query}" if query.startswith("q=") else f"/api/search?q=solar&{query}")
     assert response.status_code == 400 and response.mimetype == "application/json"
     error = response.get_json()["error"]
     assert error["code"] == "bad_request" and message in error["message"]
+
+
+def test_a_period_that_ends_before_it_starts_is_empty_and_says_so(client: FlaskClient) -> None:
+    # Each date is valid on its own (OpenAPI cannot relate two parameters), so not a 400.
+    data = client.get("/api/search?q=solar&from=2025&to=2024").get_json()
+    assert data["total"] == 0 and "from is after to" in data["notice"]
+
+
+def _parameter_accepts(spec: dict, name: str, value: str) -> bool:
+    parameter = next(p for p in spec["paths"]["/api/search"]["get"]["parameters"] if p["name"] == name)
+    try:
+        jsonschema.validate(value, parameter["schema"], format_checker=jsonschema.FormatChecker())
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("value", ["2025", "0001", "2025-02", "2025-02-28", "2024-02-29", "0000", "2025-13",
+                                   "2025-00", "2025-02-30", "2025-02-29", "2025-2-3", "20251", ""])
+def test_the_openapi_description_and_the_server_agree_on_dates(client: FlaskClient, value: str) -> None:
+    spec = client.get("/api/openapi.json").get_json()
+    for name in ("from", "to"):
+        answer = client.get("/api/search", query_string={"q": "solar", name: value})
+        assert _parameter_accepts(spec, name, value) == (answer.status_code == 200), (name, value, answer.get_json())
+
+
+def test_the_openapi_description_and_the_server_agree_on_an_empty_category(client: FlaskClient) -> None:
+    spec = client.get("/api/openapi.json").get_json()
+    assert not _parameter_accepts(spec, "category", "") and _parameter_accepts(spec, "category", "energy")
+    assert client.get("/api/search?q=solar&category=").status_code == 400
+    assert client.get("/search?q=solar&category=").status_code == 400
 
 
 def test_other_errors_are_json_with_fitting_status(client: FlaskClient) -> None:
@@ -360,12 +425,18 @@ def basic(password: str, user: str = "reader") -> dict[str, str]:
 def test_token_is_required_everywhere_but_healthz(web_index: tuple[Path, Path]) -> None:
     folder, index_dir = web_index
     client = create_app(Config(folder=folder, index_dir=index_dir, token="s3cret-token")).test_client()
-    for url in ("/", "/search?q=solar", "/api/search?q=solar", "/api/openapi.json", "/static/style.css", "/search.atom?q=solar"):
+    for url in ("/", "/search?q=solar", "/api/search?q=solar", "/api/openapi.json", "/search.atom?q=solar"):
         denied = client.get(url)
         assert denied.status_code == 401, url
         assert 'Basic realm="searchd"' in denied.headers.getlist("WWW-Authenticate")[0]
     assert client.get("/api/search?q=solar").get_json()["error"]["code"] == "unauthorized"
     assert client.get("/healthz").status_code == 200
+    # The login page is styled: what it links (stylesheet, script, icon) holds nothing of the folder.
+    login = client.get("/search?q=solar").get_data(as_text=True)
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+|/favicon.ico)"', login)
+    assert any("style.css" in asset for asset in assets)
+    for asset in assets:
+        assert client.get(html.unescape(asset)).status_code == 200, asset
     assert client.get("/api/search?q=solar", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
     assert client.get("/search?q=solar", headers=basic("s3cret-token")).status_code == 200
     for wrong in ({"Authorization": "Bearer s3cret-tokeN"}, basic("nope"), {"Authorization": "Basic !!!"},

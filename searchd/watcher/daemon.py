@@ -66,7 +66,12 @@ class Daemon:
         self._manifest = Manifest()
         self._resolver = Resolver(self.root, self.rules, config.max_file_bytes, self._manifest, self.skipped)
         self.observers = ObserverSupervisor(self.root, self._inbox, config.polling, native_observer)
-        self._startup_remaining = 0
+        # pending() = paths waiting + events not yet looked at + files a reconcile has still to
+        # make searchable; before the start-up reconcile has compared the folder with the index,
+        # that last part is unknown and counts as 1 (never 0).
+        self._noted = 0  # events the writer thread has taken in (or dropped), of observers.received
+        self._progress: tuple[int, int] | None = None  # (committed, to do) of a running reconcile
+        self._compared = False
         self._stats: IndexStats | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,6 +92,7 @@ class Daemon:
         if not self.root.is_dir():
             raise FileNotFoundError(f"article folder {self.root} does not exist")
         self.writer = self.engine.open_writer(**self.writer_options)
+        self._write_status()  # readers in other processes: a stale status must not say 0 pending
         try:
             self.writer.stop_requested = self._stop
             self._stats = self.writer.stats()
@@ -149,6 +155,7 @@ class Daemon:
         self._reconcile(startup=True)
         if self.writer.rebuilding:
             self.writer.finish_rebuild()
+            self._progress = None  # the rebuilt index is the one readers open now
         self.state = "ok"
         self._caught_up.set()
         self._write_status()
@@ -228,8 +235,16 @@ class Daemon:
             self._note(event)
 
     def _note(self, event: Event | None) -> None:
-        if event is not None and self._resolver.relevant(event):
-            self._changes.note(event, sees_opens=self.observer_kind == "inotify")
+        if event is None:
+            return
+        try:
+            if self._resolver.relevant(event):
+                first = not len(self._changes)
+                self._changes.note(event, sees_opens=self.observer_kind == "inotify")
+                if first:
+                    self._write_status()  # a reader in another process must not see 0 pending now
+        finally:
+            self._noted += 1  # after the path is in the coalescer: see pending()
 
     def _reconcile(self, startup: bool) -> None:
         assert self.writer is not None
@@ -240,7 +255,9 @@ class Daemon:
             nonlocal last_report
             if self._stop.is_set() and startup:
                 raise _Stopping
-            self._startup_remaining = total - done
+            if self._progress is None or done != self._progress[0]:
+                self._refresh_stats()  # a commit: `documents` keeps up with what progress says
+            self._progress, self._compared = (done, total), True
             if time.monotonic() - last_report >= _PROGRESS_EVERY:  # `searchd status` shows progress
                 last_report = time.monotonic()
                 self._refresh_stats()
@@ -269,10 +286,11 @@ class Daemon:
                     return
                 self._stop.wait(min(_RETRY_MAX, _RETRY_FIRST * 2.0 ** attempt))
                 attempt += 1
-        self._startup_remaining = 0
         self.last_report = report
         self._reload_manifest()
         self._refresh_stats()
+        if not self.writer.rebuilding:  # else nothing is searchable before the swap (_startup)
+            self._progress = None
         for article_id in [k for k in self.skipped if k not in report.skipped and k in self._manifest]:
             del self.skipped[article_id]
         self.last_error = ""
@@ -341,7 +359,22 @@ class Daemon:
     # --- visibility -----------------------------------------------------------------------------
 
     def pending(self) -> int:
-        return len(self._changes) + self._inbox.qsize() + self._startup_remaining
+        """Changes seen and not yet searchable; 0 means every file seen so far is searchable. Read
+        from any thread while the writer thread works: `_noted` is read before the coalescer (an
+        event is in the coalescer before it counts as noted) and `received` last (an event counts
+        as received before it is in the inbox), so an event on its way is counted at least once."""
+        noted = self._noted
+        paths = len(self._changes)
+        return paths + (self.observers.received.value - noted) + self._unindexed()
+
+    def _unindexed(self) -> int:
+        """Files the running reconcile has still to make searchable."""
+        progress = self._progress
+        if progress is None:
+            return 0 if self._compared else 1
+        done, total = progress
+        rebuilding = self.writer is not None and self.writer.rebuilding
+        return total if rebuilding else total - done
 
     def lag_seconds(self) -> float:
         oldest = self._changes.oldest()
@@ -349,9 +382,9 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         """Cheap and thread-safe: built from what the writer thread last recorded."""
-        assert self.writer is not None
-        stats = self._stats
+        writer, stats = self.writer, self._stats
         pending = self.pending()
+        progress = self._progress
         return {
             "status": _overall(self.state, pending, self.last_error),
             "state": self.state,
@@ -359,14 +392,16 @@ class Daemon:
             "segments": stats.segments if stats else 0,
             "generation": stats.generation if stats else -1,
             "pending": pending,
-            "last_commit": self.writer.last_commit or (stats.last_commit if stats else None),
-            "commits": self.writer.commits,
+            # A bulk index (the start-up reconcile or a rescan that found work): files committed.
+            "progress": {"done": progress[0], "total": progress[1]} if progress and progress[1] else None,
+            "last_commit": (writer.last_commit if writer else None) or (stats.last_commit if stats else None),
+            "commits": writer.commits if writer else 0,
             "observer": self.observer_kind,
             "lag_seconds": self.lag_seconds(),
             "skipped": dict(sorted(self.skipped.items())),
             "folder": str(self.root),
             "index": stats.location if stats else "",
-            "rebuilding": self.writer.rebuild_reason or "",
+            "rebuilding": (writer.rebuild_reason if writer else None) or "",
             "error": self.last_error,
             "pid": os.getpid(),
             "updated": time.time(),
@@ -387,9 +422,7 @@ def _overall(state: str, pending: int, error: str) -> str:
         return state
     if error:
         return "degraded"
-    if state == "ok":
-        return "ok" if pending == 0 else "indexing"
-    return "indexing"
+    return "ok" if pending == 0 else "indexing"
 
 
 def _log_commit(batch: ChangeBatch, seconds: float) -> None:

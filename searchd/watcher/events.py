@@ -42,14 +42,19 @@ class Event:
     kind: str = ""  # "created" (a program opened a new file), "closed" (it closed it), or ""
 
 
-Inbox = queue.SimpleQueue  # of Event, or None to wake the writer thread
+class Count:
+    """A number that one thread increases and others read."""
+
+    def __init__(self) -> None:
+        self.value = 0
 
 
 class Handler(FileSystemEventHandler):
-    """Runs in watchdog's thread: records paths, nothing else."""
+    """Runs in watchdog's thread: records paths (and counts them), nothing else."""
 
-    def __init__(self, inbox: "queue.SimpleQueue[Event | None]"):
+    def __init__(self, inbox: "queue.SimpleQueue[Event | None]", received: Count):
         self.inbox = inbox
+        self.received = received
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -60,10 +65,14 @@ class Handler(FileSystemEventHandler):
         kind = ""
         if event.event_type == "closed" or (event.event_type == "created" and not event.is_synthetic):
             kind = event.event_type
-        self.inbox.put(Event(os.fsdecode(event.src_path), event.is_directory, now, kind))
+        self._put(Event(os.fsdecode(event.src_path), event.is_directory, now, kind))
         dest = getattr(event, "dest_path", "")
         if dest:
-            self.inbox.put(Event(os.fsdecode(dest), event.is_directory, now))
+            self._put(Event(os.fsdecode(dest), event.is_directory, now))
+
+    def _put(self, event: Event) -> None:
+        self.received.value += 1  # before the put: the writer thread cannot count it as noted first
+        self.inbox.put(event)
 
 
 class OverflowWatch(logging.Handler):

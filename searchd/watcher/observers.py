@@ -13,7 +13,7 @@ from typing import Any, Callable
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .events import EVENT_KINDS, Event, Handler
+from .events import EVENT_KINDS, Count, Event, Handler
 
 log = logging.getLogger("searchd.daemon")
 
@@ -24,12 +24,14 @@ WAITING_FOR_FOLDER = "waiting for folder"
 class ObserverSupervisor:
     """Owns the observer. `kind` says what watches now: "inotify", "polling" or "waiting for
     folder". `native` makes the platform's observer (a parameter so that a test can make the
-    kernel refuse, without exhausting the machine's inotify watches)."""
+    kernel refuse, without exhausting the machine's inotify watches). `received` counts the events
+    handed to the inbox."""
 
     def __init__(self, root: Path, inbox: "queue.SimpleQueue[Event | None]", polling: bool,
                  native: Callable[[], Any] = Observer):
         self.root = root
         self.inbox = inbox
+        self.received = Count()
         self.polling = polling
         self.native = native
         self.observer: Any = None
@@ -39,7 +41,8 @@ class ObserverSupervisor:
         if not self.polling:
             observer = self.native()
             try:
-                observer.schedule(Handler(self.inbox), str(self.root), recursive=True, event_filter=EVENT_KINDS)
+                observer.schedule(Handler(self.inbox, self.received), str(self.root), recursive=True,
+                                  event_filter=EVENT_KINDS)
                 observer.start()
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENFILE):
@@ -57,7 +60,7 @@ class ObserverSupervisor:
 
     def _start_polling(self) -> None:
         observer = PollingObserver(timeout=POLL_INTERVAL)
-        observer.schedule(Handler(self.inbox), str(self.root), recursive=True, event_filter=EVENT_KINDS)
+        observer.schedule(Handler(self.inbox, self.received), str(self.root), recursive=True, event_filter=EVENT_KINDS)
         observer.start()
         self.observer, self.kind = observer, "polling"
 

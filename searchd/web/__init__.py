@@ -4,5 +4,6 @@ caching.py, errors.py)."""
 
 from .app import create_app, web_dir
 from .server import serving
+from .views import PUBLIC_HEALTH
 
-__all__ = ["create_app", "serving", "web_dir"]
+__all__ = ["PUBLIC_HEALTH", "create_app", "serving", "web_dir"]

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, request
 
 from .caching import index_cached
 from .errors import json_response
+from .security import authorized
 from .views import site
 
 api = Blueprint("api", __name__)
@@ -43,6 +44,6 @@ def api_openapi() -> Response:
 
 @api.get("/healthz")
 def healthz() -> Response:
-    response = json_response(site().status())
+    response = json_response(site().health_view(authorized()))
     response.headers["Cache-Control"] = "no-store"
     return response

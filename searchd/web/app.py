@@ -17,6 +17,7 @@ from ..engines import open_engine
 from ..search import Searcher
 from . import errors, security
 from .api import api
+from .args import PAGE_SIZE
 from .caching import ResponseCache, static_versions
 from .pages import pages
 from .views import Site, StatusProvider, default_status
@@ -72,13 +73,13 @@ def _template_helpers(app: Flask, site: Site) -> None:
     def search_url(view: Mapping[str, Any], changes: Mapping[str, Any] | None = None, **more: Any) -> str:
         """A results URL keeping the current query and filters, with the changes applied (a dict,
         because `from` is a Python keyword)."""
-        params = {"q": view.get("query", ""), **view.get("filters", {}), "page": view.get("page", 1)}
+        params = {"q": view.get("query", ""), **view.get("filters", {}), "page": view.get("page", 1),
+                  "size": view.get("size", PAGE_SIZE)}
         params.update(changes or {})
         params.update(more)
-        if params.get("sort") == "relevance":
-            params["sort"] = None
-        if params.get("page") == 1:
-            params["page"] = None
+        for name, default in (("sort", "relevance"), ("page", 1), ("size", PAGE_SIZE)):
+            if params.get(name) == default:
+                params[name] = None
         return url_for("pages.results_page", **{k: v for k, v in params.items() if v not in (None, "")})
 
     @app.template_global()

@@ -12,7 +12,9 @@ from ..search import BadRequest, SearchRequest
 
 # Arguments that shape a search; anything else in the query string is ignored (and not cached).
 SEARCH_ARGS = ("q", "page", "size", "sort", "category", "from", "to")
-_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
+PAGE_SIZE = 10  # results per page unless `size` says otherwise
+# What the OpenAPI description allows (strptime alone would take "2025-2-3" and " 2025").
+_DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
 
 
 def int_arg(args: Mapping[str, str], name: str, default: int) -> int:
@@ -31,7 +33,7 @@ def date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime 
     from=2025&to=2025 is the whole of 2025."""
     if name not in args:
         return None
-    raw = args[name].strip()
+    raw = args[name]
     found = period(raw) if _DATE.fullmatch(raw) else None
     if found is None:
         raise BadRequest(f"{name} must be a date like 2025-01-31, 2025-01 or 2025, got {raw[:40]!r}")
@@ -40,14 +42,14 @@ def date_arg(args: Mapping[str, str], name: str, end: bool = False) -> datetime 
 
 def search_request_from(args: Mapping[str, str]) -> SearchRequest:
     date_from, date_to = date_arg(args, "from"), date_arg(args, "to", end=True)
-    if date_from and date_to and date_from > date_to:
-        raise BadRequest("from must not be after to")
     # `sort:date` typed in the box: an explicit sort= argument wins.
     q, typed_sort = split_sort(args.get("q", ""))
+    if args.get("category") == "":
+        raise BadRequest("category must not be empty; leave it out to search every category")
     search = SearchRequest(
         q=q,
         page=int_arg(args, "page", 1),
-        size=int_arg(args, "size", 10),
+        size=int_arg(args, "size", PAGE_SIZE),
         sort=args.get("sort", typed_sort or "relevance"),
         category=args.get("category", ""),
         date_from=date_from,

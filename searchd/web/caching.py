@@ -57,17 +57,20 @@ class ResponseCache:
         return value
 
 
-def index_cached(route: Callable[..., Any]) -> Callable[..., Any]:
-    """A route whose answer depends only on the index and its arguments: it carries a weak ETag
-    tied to the index generation (and this server instance: a restarted server, perhaps with new
-    templates, never answers 304 to a page an older one rendered), and answers 304 when the client
-    already has it."""
+def index_cached(route: Callable[..., Any] | None = None, *,
+                 vary: Callable[[], Any] = lambda: None) -> Any:
+    """A route whose answer depends only on the index and its arguments (and on `vary()`, what
+    else the response shows): it carries a weak ETag tied to the index generation (and this server
+    instance: a restarted server, perhaps with new templates, never answers 304 to a page an older
+    one rendered), and answers 304 when the client already has it."""
+    if route is None:
+        return lambda route: index_cached(route, vary=vary)
 
     @wraps(route)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         site = current_app.extensions["searchd"]
         raw = orjson.dumps([site.instance, site.searcher.generation(), request.path,
-                            sorted(request.args.items(multi=True))], default=str)
+                            sorted(request.args.items(multi=True)), vary()], default=str)
         etag = hashlib.sha256(raw).hexdigest()[:32]
         if request.if_none_match.contains_weak(etag):
             response = Response(status=304)

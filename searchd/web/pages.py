@@ -22,12 +22,16 @@ def _template_args() -> dict[str, Any]:
     return {"args": request.args, "max_query": MAX_QUERY_CHARS}
 
 
+def _indexing() -> dict[str, int] | None:
+    return site().indexing()
+
+
 @pages.get("/", endpoint="home")
 @pages.get("/search")
-@index_cached
+@index_cached(vary=_indexing)
 def results_page() -> str:
     view = site().search_view(request.args) if request.args.get("q", "").strip() else None
-    return render_template("search.html", view=view, **_template_args())
+    return render_template("search.html", view=view, indexing=_indexing(), **_template_args())
 
 
 @pages.get("/doc/<path:doc_id>")

@@ -15,6 +15,9 @@ from .caching import gzip_response
 from .errors import error, is_api
 
 MAX_BODY_BYTES = 64 * 1024
+# Answered without the token: the health check (which then says only what a health check needs),
+# and the page's own CSS, script and icon (the login page uses them; they hold nothing of the folder).
+_OPEN_ENDPOINTS = frozenset({"api.healthz", "pages.static", "pages.favicon"})
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -59,7 +62,7 @@ def guard() -> Response | None:
         abort(413, description=f"request bodies are limited to {MAX_BODY_BYTES} bytes")
     if request.method == "OPTIONS" and config.cors_origins and is_api(request.path):
         return _preflight(config)
-    if request.path != "/healthz" and not authorized():
+    if request.endpoint not in _OPEN_ENDPOINTS and not authorized():
         response = current_app.make_response(error(
             401, "unauthorized",
             "this searchd requires a token: send `Authorization: Bearer TOKEN` or log in with the token as password"))

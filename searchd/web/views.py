@@ -20,6 +20,9 @@ from .marking import Marker
 
 StatusProvider = Callable[[], dict[str, Any]]
 
+# What /healthz tells a client without the token (when one is set): what a health check needs,
+# nothing that names the folder, its files or the process.
+PUBLIC_HEALTH = ("status", "documents", "pending", "progress", "last_commit")
 FEED_SIZE = 20
 SIMILAR_SIZE = 5
 SUGGEST_SIZE = 8
@@ -47,6 +50,10 @@ class Site:
             view = asdict(result)
             view["pages"] = min(result.pages, MAX_PAGE)
             view["filters"] = echo(search, args)
+            if search.date_from and search.date_to and search.date_from > search.date_to:
+                # Each date is valid, and the OpenAPI description cannot relate two parameters:
+                # an empty period is answered (nothing is in it), and said to be one.
+                view["notice"] = "; ".join(filter(None, [view["notice"], "from is after to: no article is dated in that period"]))
             return view
 
         key = ("search", tuple((name, args.get(name, "")) for name in SEARCH_ARGS))
@@ -85,6 +92,15 @@ class Site:
     def suggest_view(self, args: Mapping[str, str]) -> dict[str, Any]:
         q = args.get("q", "")
         return {"query": q, "suggestions": self.searcher.suggest(q, size=int_arg(args, "size", SUGGEST_SIZE))}
+
+    def health_view(self, authorized: bool) -> dict[str, Any]:
+        data = self.status()
+        return data if authorized else {name: data.get(name) for name in PUBLIC_HEALTH}
+
+    def indexing(self) -> dict[str, int] | None:
+        """{done, total} while a bulk index runs: the search page says so rather than look empty."""
+        progress = self.status().get("progress")
+        return progress if isinstance(progress, dict) else None
 
     def feed_view(self, args: Mapping[str, str]) -> dict[str, Any] | None:
         """The newest articles of a search, for its Atom feed."""

@@ -1,5 +1,6 @@
 """Exposure: a default `searchd serve` listens on loopback only; with --token every route but
-/healthz refuses a request that lacks the token (401) and gives nothing away in the refusal."""
+/healthz and the page's own assets (which the login page needs) refuses a request that lacks the
+token (401) and gives nothing away in the refusal."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from relkit import get
 TOKEN = "correct horse battery staple"
 PROTECTED = ["/", "/search?q=secretword", "/doc/news/a.txt", "/api/search?q=secretword", "/api/doc/news/a.txt",
              "/api/suggest?q=sec", "/api/similar/news/a.txt", "/api/openapi.json", "/search.atom?q=secretword",
-             "/opensearch.xml", "/help", "/static/style.css", "/static/app.js", "/favicon.ico", "/no/such/page",
-             "/doc/../../etc/passwd"]
+             "/opensearch.xml", "/help", "/no/such/page", "/doc/../../etc/passwd"]
+# The stylesheet, script and icon of the pages (the 401 page itself uses them): open, and only that.
+ASSETS = ["/static/style.css", "/static/app.js", "/favicon.ico"]
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +51,14 @@ def _outward_address() -> str | None:
     return None
 
 
-def test_token_guards_every_route_but_healthz(folder: Path, tmp_path: Path, spawn) -> None:
+def test_token_guards_every_route_but_healthz_and_assets(folder: Path, tmp_path: Path, spawn) -> None:
     server = spawn("serve", folder, tmp_path / "index", "--token", TOKEN)
     server.wait_ready().wait_caught_up()
     assert get(server.port, "/healthz").status == 200
+    for asset in ASSETS:
+        reply = get(server.port, asset)
+        assert reply.status == 200 and b"secretword" not in reply.body and b"Classified" not in reply.body, asset
+    assert get(server.port, "/static/../index/status.json").status == 404
     wrong = {
         "none": {},
         "wrong bearer": {"Authorization": "Bearer nope"},

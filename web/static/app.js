@@ -9,7 +9,9 @@
   const completions = document.getElementById("completions");
   const SEARCH_DELAY_MS = 200;
   const SUGGEST_DELAY_MS = 120;
-  const FILTERS = ["sort", "category", "from", "to"];
+  const FILTERS = ["sort", "category", "from", "to", "size"];
+  const PAGE_SIZE = 10;
+  const INDEXING_POLL_MS = 1000;
 
   // --- helpers ----------------------------------------------------------------------------------
 
@@ -59,6 +61,7 @@
     if (merged.sort && merged.sort !== "relevance") params.set("sort", merged.sort);
     for (const name of ["category", "from", "to"]) if (merged[name]) params.set(name, merged[name]);
     if (merged.page && merged.page > 1) params.set("page", String(merged.page));
+    if (merged.size && Number(merged.size) !== PAGE_SIZE) params.set("size", String(merged.size));
     return params;
   }
 
@@ -129,17 +132,17 @@
     const f = view.filters;
     // Links carry the query as the server read it (e.g. without a typed `sort:date`) and the
     // sort and filters it applied, exactly as the server-rendered page's links do.
-    const state = Object.assign({ q: view.query }, f);
+    const state = Object.assign({ q: view.query, size: view.size }, f);
     const frag = document.createDocumentFragment();
     frag.append(el("h1", { class: "visually-hidden", text: "Search results for " + view.query }));
     const meta = el("p", { class: "meta", role: "status", id: "result-meta" },
       el("span", { class: "total", text: number(view.total) + " result" + (view.total === 1 ? "" : "s") }),
-      " for ", el("strong", { class: "echo", text: view.query }), " ",
+      " for ", el("strong", { class: "echo", text: view.results_for || view.query }), " ",
       el("span", { class: "took", text: "(" + Math.round(view.took_ms) + " ms)" }));
     if (view.pages > 1) meta.append(" · page " + view.page + " of " + number(view.pages));
     frag.append(meta);
     if (view.notice) frag.append(el("p", { class: "notice", text: view.notice }));
-    if (view.suggestion) {
+    if (view.suggestion && view.suggestion !== view.results_for) {
       frag.append(el("p", { class: "notice suggestion" }, "Did you mean ",
         el("a", { href: searchUrl(state, { q: view.suggestion, page: 1 }), text: view.suggestion }), "?"));
     }
@@ -152,7 +155,8 @@
       el("span", { id: "sort-label", text: "Sort:" }), " ", sortList));
     if (!view.hits.length) {
       const empty = el("div", { class: "empty" },
-        el("h2", {}, "No articles match ", el("q", { text: view.query }), (f.category || f.from) ? " with these filters." : "."));
+        el("h2", {}, "No articles match ", el("q", { text: view.query }), (f.category || f.from) ? " with these filters" : "",
+          document.getElementById("indexing") ? " yet: the folder is still being indexed." : "."));
       const tips = document.getElementById("tips-template");
       if (tips) empty.append(tips.content.cloneNode(true));
       section.append(empty);
@@ -224,6 +228,30 @@
       // Completions are a convenience: a failed request just shows none.
     }
   }
+
+  // --- a bulk index under way: the count goes up, and the results follow when it is done --------
+
+  const indexing = document.getElementById("indexing");
+
+  async function followIndexing() {
+    try {
+      const response = await fetch("/healthz", { credentials: "same-origin", cache: "no-store" });
+      const health = await response.json();
+      const progress = response.ok ? health.progress : null;
+      if (progress) {
+        indexing.textContent = "Indexing " + number(progress.done) + " of " + number(progress.total) + " articles…";
+      } else if (response.ok) {
+        indexing.remove();
+        if (box && box.value.trim()) instantSearch();
+        return;
+      }
+    } catch (err) {
+      // The server may be restarting: keep the last count and ask again.
+    }
+    setTimeout(followIndexing, INDEXING_POLL_MS);
+  }
+
+  if (indexing) setTimeout(followIndexing, INDEXING_POLL_MS);
 
   if (box && completions) box.addEventListener("input", debounce(suggest, SUGGEST_DELAY_MS));
   if (box && results) {

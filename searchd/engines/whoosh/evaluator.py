@@ -140,7 +140,8 @@ class PostingsCache:
 # --- segments and snapshots -----------------------------------------------------------------------
 
 class SegmentData:
-    """Per-document arrays of one segment: field lengths, dates, categories and years."""
+    """Per-document arrays of one segment: field lengths, dates, categories, years and file
+    checksums."""
 
     def __init__(self, leaf: Any):
         self.segment_id = leaf.segment().segment_id()
@@ -153,6 +154,7 @@ class SegmentData:
         self.dates = self._numbers(leaf, "date") if "date" in schema else np.zeros(self.size, dtype=np.int64)
         self.categories = Facet.of(self._values(leaf, "category"))
         self.years = Facet.of(self._values(leaf, "year"))
+        self.checksums = _checksum_keys(self._values(leaf, "checksum"))
 
     def _lengths(self, leaf: Any, name: str) -> np.ndarray:
         reader = leaf._perdoc._cached_reader(f"_{name}_len", LENGTHS_COLUMN)
@@ -181,6 +183,22 @@ class SegmentData:
             return [""] * self.size
         return [v.decode("utf-8") if isinstance(v, bytes) else str(v or "")
                 for v in leaf.column_reader(name, translate=False)]
+
+
+def _checksum_keys(checksums: list[str]) -> np.ndarray:
+    """A file checksum (hex) as a number, to find byte-identical articles with array operations:
+    its first 60 bits (a collision among a few million articles is a 1 in 10^5 event and would
+    only fold two articles). A document without one gets -1 (Snapshot makes it unique)."""
+    return np.fromiter((int(c[:15], 16) if len(c) >= 15 and _is_hex(c[:15]) else -1 for c in checksums),
+                       dtype=np.int64, count=len(checksums))
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -252,8 +270,11 @@ class Snapshot:
         self.dates = _joined([d.dates for _, _, d in self.leaves], np.int64)
         self.categories = Facet.joined([d.categories for _, _, d in self.leaves])
         self.years = Facet.joined([d.years for _, _, d in self.leaves])
+        checksums = _joined([d.checksums for _, _, d in self.leaves], np.int64)
+        missing = np.flatnonzero(checksums < 0)
+        checksums[missing] = -1 - missing  # no checksum: a copy of nothing
+        self.checksums = checksums
         self._frequencies: dict[tuple[str, bytes], int] = {}
-        self._columns: dict[str, Any] = {}
 
     # --- term statistics and postings ---
 
@@ -287,17 +308,6 @@ class Snapshot:
     def text_length(self, docnum: int) -> float:
         """Indexed terms of a document's title and body (approximate: Whoosh keeps a byte)."""
         return sum(float(self.lengths[name][docnum]) for name in ("title", "body") if name in self.lengths)
-
-    def column_value(self, name: str, docnum: int) -> Any:
-        """A document's value in a column (Whoosh builds a column reader's offsets on creation:
-        keep one per snapshot)."""
-        with self.lock:
-            reader = self._columns.get(name)
-            if reader is None:
-                if not self.reader.has_column(name):
-                    return None
-                reader = self._columns[name] = self.reader.column_reader(name)
-            return reader[docnum]
 
     def expand(self, query: wq.Query) -> list[bytes]:
         """The index terms a prefix, wildcard or fuzzy term stands for."""
@@ -579,17 +589,22 @@ def _followers(ends: np.ndarray, keys: np.ndarray, slop: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Ranked:
     """Matching documents: how many, the top ones (global document number, score) in order,
-    and facet counts over all of them."""
+    and facet counts over all of them. With `fold_copies`, `total` and `top` count each set of
+    byte-identical articles once, and `copies` says how many others each top one stands for."""
 
     total: int
     top: list[tuple[int, float]]
     facets: dict[str, dict[str, int]]
+    copies: list[int] = field(default_factory=list)
 
 
 def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, filter: wq.Query | None = None,
-         exclude: set[int] | None = None, by_date: bool = False, facets: bool = True) -> Ranked:
+         exclude: set[int] | None = None, by_date: bool = False, facets: bool = True,
+         fold_copies: bool = False) -> Ranked:
     """Evaluate `query` (restricted by `filter`, without the documents in `exclude`) and return
-    the `limit` best (or newest) documents. Ties go to the earlier document, as in Whoosh."""
+    the `limit` best (or newest) documents. Ties go to the earlier document, as in Whoosh.
+    `fold_copies` keeps only the best-ranked of byte-identical articles (same file checksum);
+    facets still count every matching article."""
     evaluator = Evaluator(snapshot)
     match = evaluator.evaluate(query)
     hits = match.hits & snapshot.live
@@ -601,12 +616,30 @@ def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, filter: wq.Query | 
     counts = {}
     if facets and len(docs):
         counts = {"category": snapshot.categories.counts(docs), "year": snapshot.years.counts(docs)}
+    keys = snapshot.dates[docs] if by_date else match.scores[docs]
+    copies = np.zeros(len(docs), dtype=np.int64)
+    if fold_copies and len(docs):
+        docs, keys, copies = _first_copies(docs, keys, snapshot.checksums[docs])
     if not len(docs) or limit <= 0:
         return Ranked(len(docs), [], counts)
-    keys = snapshot.dates[docs] if by_date else match.scores[docs]
     order = _top(keys, limit)
     top = docs[order]
-    return Ranked(len(docs), [(int(d), float(v)) for d, v in zip(top, match.scores[top])], counts)
+    return Ranked(len(docs), [(int(d), float(v)) for d, v in zip(top, match.scores[top])], counts,
+                  [int(c) for c in copies[order]])
+
+
+def _first_copies(docs: np.ndarray, keys: np.ndarray, checksums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each set of documents with the same checksum, the one ranked first (the largest key,
+    then the earliest document, as `_top` orders them), with its key and how many others it
+    stands for. Over the whole match set, so that totals and every page agree."""
+    order = np.lexsort((docs, _descending(keys), checksums))
+    sorted_sums = checksums[order]
+    starts = np.flatnonzero(np.r_[True, sorted_sums[1:] != sorted_sums[:-1]])
+    first = np.sort(order[starts])  # back in document order: _top breaks ties by position
+    sizes = np.diff(np.r_[starts, len(order)])
+    copies = np.empty(len(docs), dtype=np.int64)
+    copies[order[starts]] = sizes - 1
+    return docs[first], keys[first], copies[first]
 
 
 def _top(keys: np.ndarray, limit: int) -> np.ndarray:
@@ -617,8 +650,14 @@ def _top(keys: np.ndarray, limit: int) -> np.ndarray:
         candidates = np.flatnonzero(keys >= threshold)
     else:
         candidates = np.arange(len(keys))
-    order = candidates[np.argsort(-keys[candidates], kind="stable")]
+    order = candidates[np.argsort(_descending(keys[candidates]), kind="stable")]
     return order[:limit]
+
+
+def _descending(keys: np.ndarray) -> np.ndarray:
+    """Keys whose ascending order is the descending order of `keys`. Not `-keys` for integers:
+    the smallest int64 (an undated article's date) is its own negation, and sorted first."""
+    return ~keys if np.issubdtype(keys.dtype, np.integer) else -keys
 
 
 def highlight_terms(query: wq.Query, snapshot: Snapshot) -> dict[str, set[str]]:

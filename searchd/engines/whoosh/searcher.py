@@ -22,7 +22,7 @@ from typing import Any, Callable, Hashable, Iterator, Mapping
 from whoosh import query as wq
 from whoosh.searching import Searcher as WhooshSearcher
 
-from ...folding import ShingleCache, Signature, StoredFields, fold
+from ...folding import NEAR_DUPLICATE_WINDOW, ShingleCache, Signature, StoredFields, fold
 from ...snippets import Snippets, lead
 from ..base import Document, EngineQuery, EngineReader, EngineResults, Hit, Indexed, IndexMissing, IndexStats, QueryTree
 from .compile import Compiled, QueryCompiler
@@ -55,10 +55,6 @@ class _View:
     def stored_fields(self, docnum: int) -> dict[str, Any]:
         with self.snapshot.lock:
             return self.snapshot.reader.stored_fields(docnum)
-
-    def checksum(self, docnum: int) -> str:
-        value = self.snapshot.column_value("checksum", docnum)
-        return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value or "")
 
     def whoosh_searcher(self, weighting: Any) -> WhooshSearcher:
         """For Whoosh's key-term extraction (similar articles, feedback); call with the lock."""
@@ -157,28 +153,44 @@ class WhooshReader(EngineReader):
         if compiled.query is None:
             return EngineResults(0, [], {}, compiled.notice)
         whoosh_query = self._with_feedback(view, compiled)
-        ranked = rank(view.snapshot, whoosh_query, _fetch(query),
-                      filter=view.compiler.compile_filter(query.category, query.date_from, query.date_to),
-                      by_date=query.sort == "date", facets=query.facets)
-        scores = [score for _, score in ranked.top] if query.sort == "relevance" else None
-        groups = fold(_lazy(view, ranked), scores, self._shingles)[query.offset:query.offset + query.limit]
+        total, results, ranked = self._window(view, whoosh_query, query)
         if query.snippets:
             terms = highlight_terms(whoosh_query, view.snapshot)
-            hits = [self._hit(fields, score, terms, len(group) - 1) for ((_, score), fields), group in groups]
+            hits = [self._hit(fields, score, terms, duplicates) for (_, score), fields, duplicates in results]
         else:
-            hits = [_make_hit(fields, "", score, len(group) - 1) for ((_, score), fields), group in groups]
+            hits = [_make_hit(fields, "", score, duplicates) for (_, score), fields, duplicates in results]
         facets = {
             name: {str(k): v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if k}
             for name, counts in ranked.facets.items()
         }
-        return EngineResults(ranked.total, hits, facets, compiled.notice)
+        return EngineResults(total, hits, facets, compiled.notice)
+
+    def _window(self, view: _View, whoosh_query: wq.Query,
+                query: EngineQuery) -> tuple[int, list[tuple[tuple[int, float], "_LazyFields", int]], Ranked]:
+        """The total and the requested window of one list of results that every page is cut from:
+        the matches ranked, byte-identical copies folded into the first of them (all matches),
+        then near-identical articles folded among the first NEAR_DUPLICATE_WINDOW. Each entry is
+        (document, score), its stored fields and how many articles were folded into it."""
+        start, end = query.offset, query.offset + query.limit
+        ranked = rank(view.snapshot, whoosh_query, NEAR_DUPLICATE_WINDOW + end,
+                      filter=view.compiler.compile_filter(query.category, query.date_from, query.date_to),
+                      by_date=query.sort == "date", facets=query.facets, fold_copies=True)
+        copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
+        window = ranked.top[:NEAR_DUPLICATE_WINDOW]
+        groups = fold(_lazy(view, window), [score for _, score in window], self._shingles,
+                      ordered=query.sort == "relevance")
+        folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
+                  for (item, fields), group in groups]
+        beyond = ranked.top[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
+        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond)]
+        return len(folded) + ranked.total - len(window), results, ranked
 
     def count(self, tree: QueryTree) -> int:
         view = self._current()
         compiled = view.compiler.compile(tree)
         if compiled.query is None:
             return 0
-        return rank(view.snapshot, compiled.query, 0, facets=False).total
+        return rank(view.snapshot, compiled.query, 0, facets=False, fold_copies=True).total
 
     def _with_feedback(self, view: _View, compiled: Compiled) -> wq.Query:
         """Pseudo-relevance feedback (off unless Ranking.feedback_docs is set)."""
@@ -392,13 +404,13 @@ def _make_hit(fields: Mapping[str, Any], snippet: str, score: float, duplicates:
 
 class _LazyFields(Mapping[str, Any]):
     """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
-    (a column, cheap) of every fetched hit but the text of only a few. A folding Candidate."""
+    (an array, cheap) of every fetched hit but the text of only a few. A folding Candidate."""
 
     def __init__(self, view: _View, docnum: int):
         self._view = view
         self._docnum = docnum
         self._data: dict[str, Any] | None = None
-        self.checksum = view.checksum(docnum)
+        self.checksum = str(view.snapshot.checksums[docnum])  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length: float | None = view.snapshot.text_length(docnum)
 
@@ -420,10 +432,5 @@ class _LazyFields(Mapping[str, Any]):
         return len(self._load())
 
 
-def _lazy(view: _View, ranked: Ranked) -> list[tuple[tuple[int, float], _LazyFields]]:
-    return [(item, _LazyFields(view, item[0])) for item in ranked.top]
-
-
-def _fetch(query: EngineQuery) -> int:
-    """Duplicates are folded after ranking, so read a little past the window to still fill it."""
-    return query.offset + query.limit + max(10, query.limit // 2)
+def _lazy(view: _View, items: list[tuple[int, float]]) -> list[tuple[tuple[int, float], _LazyFields]]:
+    return [(item, _LazyFields(view, item[0])) for item in items]
