@@ -190,3 +190,15 @@ def test_a_merge_keeps_exactly_what_whoosh_s_own_merge_keeps(tmp_path: Path) -> 
     with whoosh_index.open_dir(str(folder)).reader() as ours, whoosh_index.open_dir(str(theirs)).reader() as whoosh:
         for column in ("id", "date", "size", "checksum", "category", "year"):
             assert list(ours.column_reader(column)) == list(whoosh.column_reader(column)), column
+
+
+def test_indexes_written_before_the_engine_package_still_open() -> None:
+    """Their tables of contents pickle the schema naming `searchd.schema`, where the analyzer
+    and position format lived before searchd/engines/whoosh/ (checked by hand too: an index
+    built by ef26dce opens, searches and reconciles with 0 changes)."""
+    import pickle
+
+    from searchd.engines.whoosh.schema import RawPositions, TextAnalyzer
+
+    assert pickle.loads(b"csearchd.schema\nTextAnalyzer\n.") is TextAnalyzer
+    assert pickle.loads(b"csearchd.schema\nRawPositions\n.") is RawPositions

@@ -313,6 +313,9 @@ class _Tree:
         if not _WORD_CHARACTER.search(text):
             self.note(f"{text} ignored: no words in it")
             return None
+        if text.endswith(":") and text[:-1].lower() in FIELD_NAMES:
+            self.note(f"{text} without a word after it ignored")
+            return None
         if text.endswith("*") and len(text.rstrip("*")) >= 1:
             stem = text.rstrip("*")
             if stem.replace("-", "").isalnum():

@@ -6,6 +6,7 @@ rename or change)."""
 from __future__ import annotations
 
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -37,6 +38,16 @@ def apply() -> None:
     check_release()
     _remember_missing_length_columns()
     _read_segments_with_pread()
+    _read_schemas_pickled_before_the_engine_package()
+
+
+def _read_schemas_pickled_before_the_engine_package() -> None:
+    """An index's table of contents holds its schema pickled, which names the classes of our
+    analyzer and position format by module. Indexes written before this package existed name
+    `searchd.schema`; the classes are the same, they now live in this package's schema module."""
+    from . import schema
+
+    sys.modules.setdefault("searchd.schema", schema)
 
 
 def _remember_missing_length_columns() -> None:
