@@ -177,8 +177,7 @@ class WhooshReader(EngineReader):
                       by_date=query.sort == "date", facets=query.facets, fold_copies=True)
         copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
         window = ranked.top[:NEAR_DUPLICATE_WINDOW]
-        groups = fold(_lazy(view, window), [score for _, score in window], self._shingles,
-                      ordered=query.sort == "relevance")
+        groups = fold(_lazy(view, window), [score for _, score in window], self._shingles)
         folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
                   for (item, fields), group in groups]
         beyond = ranked.top[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
