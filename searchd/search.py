@@ -379,8 +379,7 @@ class Searcher:
                       by_date=request.sort == "date", facets=facets, fold_copies=True)
         copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
         window = ranked.top[:NEAR_DUPLICATE_WINDOW]
-        groups = fold_duplicates(_lazy(view, window), [score for _, score in window], self._shingles,
-                                 ordered=request.sort == "relevance")
+        groups = fold_duplicates(_lazy(view, window), [score for _, score in window], self._shingles)
         folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
                   for (item, fields), group in groups]
         start = (request.page - 1) * request.size
@@ -736,34 +735,40 @@ def _lazy(view: _View, items: list[tuple[int, float]]) -> list[tuple[tuple[int, 
 
 
 def fold_duplicates(ranked: list[tuple[T, Mapping[str, Any]]], scores: list[float] | None = None,
-                    cache: ShingleCache | None = None, ordered: bool = True) -> list[tuple[tuple[T, Mapping[str, Any]], list[T]]]:
+                    cache: ShingleCache | None = None) -> list[tuple[tuple[T, Mapping[str, Any]], list[T]]]:
     """Ranked (hit, stored fields) -> [(best hit, its group)], each group holding an article and
     the identical or near-identical articles ranked below it. `scores` (one per item, relevance
-    scores whatever the order) let the near-duplicate test skip pairs whose scores differ, and
-    when the items are `ordered` by them, stop early; without them every pair is compared."""
+    scores whatever the order) let the near-duplicate test skip pairs whose scores differ;
+    without them every pair is compared."""
     kept: list[tuple[tuple[T, dict[str, Any]], list[T], _Signature]] = []
     by_checksum: dict[str, list[T]] = {}
+    # The cheap tests of same_as (scores and lengths close), for all kept articles at once.
+    kept_scores, kept_lengths = np.empty(len(ranked)), np.empty(len(ranked))
     for index, item in enumerate(ranked):
         signature = _Signature(item[1], scores[index] if scores else 1.0, cache)
         group = by_checksum.get(signature.checksum) if signature.checksum else None
         if group is None:
-            group = _near_duplicate_group(kept, signature, ordered=ordered and scores is not None)
+            group = _near_duplicate_group(kept, signature, kept_scores[:len(kept)], kept_lengths[:len(kept)])
         if group is not None:
             group.append(item[0])
             continue
         group = [item[0]]
+        kept_scores[len(kept)] = signature.score
+        kept_lengths[len(kept)] = np.nan if signature.length is None else signature.length
         kept.append((item, group, signature))
         if signature.checksum:
             by_checksum[signature.checksum] = group
     return [(first, group) for first, group, _ in kept]
 
 
-def _near_duplicate_group(kept: list, signature: _Signature, ordered: bool) -> list | None:
-    # Scanned from the lowest-scoring kept article up: in score order, once a kept article
-    # scores well above this one, all those before it do too.
-    for _first, group, other in reversed(kept):
-        if ordered and signature.score < other.score * NEAR_DUPLICATE_SCORE:
-            return None
+def _near_duplicate_group(kept: list, signature: _Signature, scores: np.ndarray, lengths: np.ndarray) -> list | None:
+    close = np.minimum(scores, signature.score) >= NEAR_DUPLICATE_SCORE * np.maximum(scores, signature.score)
+    if signature.length is not None:
+        with np.errstate(invalid="ignore"):  # NaN: a length not known, which rules nothing out
+            close &= np.isnan(lengths) | (np.minimum(lengths, signature.length)
+                                          >= _LENGTH_RATIO * np.maximum(lengths, signature.length))
+    for position in np.flatnonzero(close)[::-1]:  # the nearest in rank first
+        _first, group, other = kept[position]
         if other.same_as(signature):
             return group
     return None
