@@ -1,5 +1,6 @@
 """Exposure: a default `searchd serve` listens on loopback only; with --token every route but
-/healthz refuses a request that lacks the token (401) and gives nothing away in the refusal."""
+/healthz and the page's own static files refuses a request that lacks the token (401) and gives
+nothing away in the refusal."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from relkit import get
 TOKEN = "correct horse battery staple"
 PROTECTED = ["/", "/search?q=secretword", "/doc/news/a.txt", "/api/search?q=secretword", "/api/doc/news/a.txt",
              "/api/suggest?q=sec", "/api/similar/news/a.txt", "/api/openapi.json", "/search.atom?q=secretword",
-             "/opensearch.xml", "/help", "/static/style.css", "/static/app.js", "/favicon.ico", "/no/such/page",
-             "/doc/../../etc/passwd"]
+             "/opensearch.xml", "/help", "/no/such/page", "/doc/../../etc/passwd"]
+# The login page (a 401) links its stylesheet, script and icon: they are the same for every
+# searchd and hold nothing of the folder.
+OPEN_ASSETS = ["/static/style.css", "/static/app.js", "/static/favicon.svg", "/favicon.ico"]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,9 @@ def test_token_guards_every_route_but_healthz(folder: Path, tmp_path: Path, spaw
     server = spawn("serve", folder, tmp_path / "index", "--token", TOKEN)
     server.wait_ready().wait_caught_up()
     assert get(server.port, "/healthz").status == 200
+    for asset in OPEN_ASSETS:
+        reply = get(server.port, asset)
+        assert reply.status == 200 and b"hiddenbodytext" not in reply.body and b"Classified" not in reply.body, asset
     wrong = {
         "none": {},
         "wrong bearer": {"Authorization": "Bearer nope"},
