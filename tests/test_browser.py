@@ -305,7 +305,9 @@ def test_instant_search_and_its_links_keep_the_page_size(page) -> None:
     page.goto("/search?q=grid&size=5")
     page.fill("#q", "solar")
     page.wait_for_url("**/search?q=solar&size=5")
-    page.wait_for_function("document.querySelector('#result-meta .echo').textContent === 'solar'")
+    # expect() polls with Playwright's own script: a string for wait_for_function is eval'd in the
+    # page, which the page's CSP forbids once it has to be polled.
+    sync_api.expect(page.locator("#result-meta .echo")).to_have_text("solar", timeout=10_000)
     assert len(hit_titles(page)) == 5
     page.click("a[rel=next]")
     page.wait_for_url("**/search?q=solar&page=2&size=5")
@@ -346,7 +348,7 @@ def test_the_page_counts_up_while_the_folder_is_indexed_then_shows_the_results(b
                 assert re.fullmatch(r"Indexing [\d,]+ of 3,000 articles…", first), first
                 # The count follows /healthz in place; when the index is done the results follow.
                 page.wait_for_selector("#indexing", state="detached")
-                page.wait_for_function("document.querySelector('#result-meta .total').textContent === '3,000 results'")
+                sync_api.expect(page.locator("#result-meta .total")).to_have_text("3,000 results", timeout=30_000)
             finally:
                 context.close()
     finally:

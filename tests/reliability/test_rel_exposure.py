@@ -19,7 +19,7 @@ PROTECTED = ["/", "/search?q=secretword", "/doc/news/a.txt", "/api/search?q=secr
              "/api/suggest?q=sec", "/api/similar/news/a.txt", "/api/openapi.json", "/search.atom?q=secretword",
              "/opensearch.xml", "/help", "/no/such/page", "/doc/../../etc/passwd"]
 # The stylesheet, script and icon of the pages (the 401 page itself uses them): open, and only that.
-ASSETS = ["/static/style.css", "/static/app.js", "/favicon.ico"]
+ASSETS = ["/static/style.css", "/static/app.js", "/static/favicon.svg", "/favicon.ico"]
 
 
 @pytest.fixture(scope="module")

@@ -186,19 +186,17 @@ class SegmentData:
 
 
 def _checksum_keys(checksums: list[str]) -> np.ndarray:
-    """A file checksum (hex) as a number, to find byte-identical articles with array operations:
-    its first 60 bits (a collision among a few million articles is a 1 in 10^5 event and would
+    """File checksums (hex) as numbers, to find byte-identical articles with array operations:
+    the first 60 bits (a collision among a few million articles is a 1 in 10^5 event and would
     only fold two articles). A document without one gets -1 (Snapshot makes it unique)."""
-    return np.fromiter((int(c[:15], 16) if len(c) >= 15 and _is_hex(c[:15]) else -1 for c in checksums),
-                       dtype=np.int64, count=len(checksums))
+    return np.fromiter(map(_checksum_key, checksums), dtype=np.int64, count=len(checksums))
 
 
-def _is_hex(text: str) -> bool:
+def _checksum_key(checksum: str) -> int:
     try:
-        int(text, 16)
+        return int(checksum[:15], 16) if len(checksum) >= 15 else -1
     except ValueError:
-        return False
-    return True
+        return -1
 
 
 @dataclass
