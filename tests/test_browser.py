@@ -80,7 +80,7 @@ def test_typing_shows_highlighted_results_without_reloading_and_keeps_the_url_in
     assert "solar" in marks and any(m.startswith("panel") for m in marks)
     assert page.title() == "solar pane – searchd"
     # Completions for the word being typed, offered as whole queries.
-    page.wait_for_function("document.querySelectorAll('#completions option').length > 0")
+    sync_api.expect(page.locator("#completions option").first).to_be_attached(timeout=10_000)
     options = page.locator("#completions option").evaluate_all("els => els.map(e => e.value)")
     assert "solar panel" in options or "solar panels" in options
 
@@ -109,7 +109,7 @@ def test_instant_results_match_the_server_rendered_page(page, typed: str, url: s
     page.keyboard.type(typed, delay=10)
     page.wait_for_url(f"**{url}&category=energy")
     shown = page.request.get(f"/api/search?q={typed}&category=energy").json()["results_for"]  # or a did-you-mean
-    page.wait_for_function(f"document.querySelector('#result-meta .echo').textContent === {shown!r}")
+    sync_api.expect(page.locator("#result-meta .echo")).to_have_text(shown, timeout=10_000)
     instant = results_outline(page)
     assert instant["links"] and instant["headings"]
     page.goto(f"{url}&category=energy")
