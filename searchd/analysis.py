@@ -2,18 +2,20 @@
 the query reader and the snippets, so that all three read a word the same way.
 
 A token is a run of word characters with inner dots or apostrophes ("U.S.", "don't"). Its word
-is the token lowercased and accent-folded (café = cafe), or nothing for a stop word; its term is
+is the token lowercased and accent-folded (café = cafe; a typographic apostrophe is a straight
+one), or nothing for a stop word; its term is
 the word stemmed with Snowball English (talks = talk). Stop words do not count as positions, so
 "Bank of England" is the phrase "bank england". This is what Whoosh's RegexTokenizer |
 LowercaseFilter | CharsetFilter | StopFilter | StemFilter chain computed one token at a time
 through five generators; here it is one regular expression pass and a dictionary lookup per
-token, with the same result (indexes written by either read the same).
+token.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 import Stemmer
 
 TOKEN = re.compile(r"\w+(?:[.'’]\w+)*")
@@ -50,7 +52,27 @@ def _folding_table() -> dict[int, str]:
     return table
 
 
-FOLDING = _folding_table()
+# A typographic apostrophe reads as a straight one: the stemmer knows only "'s" ("Alzheimer’s"
+# must be the term of "Alzheimer's" and "Alzheimer"; news text is full of curly quotes).
+FOLDING = {**_folding_table(), ord("’"): "'"}
+
+# Words a query is not about: pronouns, determiners, auxiliaries, question words, prepositions
+# and conjunctions (NLTK's English stop words, their contractions whole as TOKEN reads them, and
+# a few more contractions). The index keeps them (phrases, exact wording); a query's ranking
+# ignores them unless they are all it has ("How Curry Can Kill Cancer Cells" is about curry,
+# killing, cancer and cells).
+QUERY_STOP_WORDS = frozenset("""
+i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself
+yourselves he him his himself she she's her hers herself it it's its itself they them their
+theirs themselves what which who whom this that that'll these those am is are was were be been
+being have has had having do does did doing a an the and but if or because as until while of at
+by for with about against between into through during before after above below to from up down
+in out on off over under again further then once here there when where why how all any both
+each few more most other some such no nor not only own same so than too very can will just
+don't should should've now aren't couldn't didn't doesn't hadn't hasn't haven't isn't mightn't
+mustn't needn't shan't shouldn't wasn't weren't won't wouldn't what's that's there's here's who's
+where's how's let's i'm i've i'll i'd he's he'd she'd we're we've we'll they're they've they'll
+""".split())
 
 # Distinct raw tokens a normaliser remembers before its memo starts again: an indexer meets a
 # few hundred thousand in a big archive (numbers and names included); a searcher, which only
@@ -94,6 +116,21 @@ class Normaliser:
 
     def term(self, token: str) -> str | None:
         return self(token)[1]
+
+    def counts(self, text: str) -> dict[str, int]:
+        """How often each term occurs in a text (each distinct token normalised once)."""
+        memo, normal = self._memo.get, self.__call__
+        found: dict[str, int] = {}
+        for token, count in Counter(TOKEN.findall(text)).items():
+            term = (memo(token) or normal(token))[1]
+            if term is not None:
+                found[term] = found.get(term, 0) + count
+        return found
+
+    def content_terms(self, text: str) -> list[str]:
+        """The terms of a text's words that are not QUERY_STOP_WORDS."""
+        pairs = map(self.__call__, TOKEN.findall(text))
+        return [term for word, term in pairs if term is not None and word not in QUERY_STOP_WORDS]
 
     def terms(self, text: str) -> list[str]:
         """The terms of a text in order (what a query's words become)."""

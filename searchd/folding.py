@@ -12,11 +12,11 @@ their checksum, their length and their text.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
-from typing import Callable, Hashable, Mapping, Protocol, Sequence, TypeVar
+from typing import Hashable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
+
+from .lru import LruCache
 
 # Two articles whose word 4-shingles overlap this much (Jaccard) are shown as one.
 NEAR_DUPLICATE = 0.8
@@ -60,36 +60,6 @@ class StoredFields:
         return f"{self.fields.get('title', '')} {self.fields.get('body', '')}"
 
 
-class ShingleCache:
-    """Shingles of recently compared articles by key: an article's text never changes under the
-    same key (an engine keys by segment and document), and the same articles come up for query
-    after query."""
-
-    def __init__(self, capacity: int = 4096):
-        self.capacity = capacity
-        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
-        found = compute()
-        with self._lock:
-            self._items[key] = found
-            if len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return found
-
-    def retain(self, keep: Callable[[Hashable], bool]) -> None:
-        """Forget the entries whose keys no longer name a live article."""
-        with self._lock:
-            for key in [key for key in self._items if not keep(key)]:
-                del self._items[key]
-
-
 def shingles(text: str) -> np.ndarray:
     """Hashes of every run of 4 words, sorted and unique."""
     words = np.fromiter(map(hash, _SHINGLE_WORD.findall(text.lower())), dtype=np.int64).view(np.uint64)
@@ -103,7 +73,7 @@ def shingles(text: str) -> np.ndarray:
 class Signature:
     """What decides that two articles are the same."""
 
-    def __init__(self, candidate: Candidate, score: float, cache: ShingleCache | None = None):
+    def __init__(self, candidate: Candidate, score: float, cache: LruCache | None = None):
         self.candidate = candidate
         self.checksum = candidate.checksum
         self.length = candidate.length
@@ -148,7 +118,7 @@ T = TypeVar("T")
 
 
 def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None = None,
-         cache: ShingleCache | None = None) -> list[tuple[tuple[T, Candidate], list[T]]]:
+         cache: LruCache | None = None) -> list[tuple[tuple[T, Candidate], list[T]]]:
     """Ranked (item, candidate) -> [(best item, its group)], each group holding an article and
     the identical or near-identical articles ranked below it. `scores` (one per item, relevance
     scores whatever the order) let the near-duplicate test skip pairs whose scores differ;

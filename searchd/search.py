@@ -2,7 +2,8 @@
 result out (hits with snippets, total, facets, did-you-mean, notices, timing). Whatever the
 engine, the query is read by searchd's query language, a misspelt query gets a did-you-mean, and
 a keyword query that finds nothing falls back to articles with some of its words, saying so.
-The web app, the CLI and `searchd eval` all search through here, so they rank alike.
+The web app, the CLI and `searchd eval` all search through here, so they rank alike. (An engine
+may rank a keyword query's partial matches after its full ones: the page then says so.)
 """
 
 from __future__ import annotations
@@ -141,19 +142,18 @@ class Searcher:
         notice = _join(parsed.notice, results.notice)
         suggestion = None
         results_for = text
-        if results.total < FEW_HITS:
-            suggestion = self._did_you_mean(text, results.total)
+        if results.matched < FEW_HITS:
+            suggestion = self._did_you_mean(text, results.matched)
             corrected = parse(suggestion).tree if suggestion is not None else None
             loose = relaxed(query.tree)
-            if results.total == 0 and corrected is not None:
+            if results.matched == 0 and corrected is not None:
                 results = self.engine.search(_with_tree(query, corrected))
                 notice = _join(notice, f"no results for {text.strip()}; showing results for {suggestion}")
                 results_for = suggestion
             elif results.total == 0 and loose is not None:
                 results = self.engine.search(_with_tree(query, loose))
-                if results.total:
-                    notice = _join(notice, "no article has all the words; showing articles with some of them")
-        return results, notice, suggestion, results_for
+                results = replace(results, complete=0, partial=bool(results.total))
+        return results, _join(notice, _partial_notice(results)), suggestion, results_for
 
     def _did_you_mean(self, text: str, hits: int) -> str | None:
         """Replace unknown words by their nearest frequent neighbours; offer the result only if
@@ -204,6 +204,16 @@ class Searcher:
 
     def near_words(self, word: str, distance: int) -> list[str]:
         return self.engine.near_words(word, distance)
+
+
+def _partial_notice(results: EngineResults) -> str:
+    """Said whenever the page shows articles that have only some of the words."""
+    if not results.partial:
+        return ""
+    if not results.complete:
+        return "no article has all the words; showing articles with some of them"
+    have = "article has" if results.complete == 1 else "articles have"
+    return f"only {results.complete:,} {have} all the words; after them, articles with some of them"
 
 
 def _with_tree(query: EngineQuery, tree: QueryTree) -> EngineQuery:

@@ -40,20 +40,26 @@ def make_folder(tmp_path: Path) -> Callable[[dict[str, str | bytes]], Path]:
     return make
 
 
+def extract_corpus(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """../shared/corpora/<name>.tar.gz extracted into a fresh temporary folder; the test is
+    skipped, saying why, when the archive is absent."""
+    archive = CORPORA / f"{name}.tar.gz"
+    if not archive.exists():
+        pytest.skip(f"corpus {archive} is not available (../shared/corpora is absent)")
+    target = tmp_path_factory.mktemp(f"corpus-{name}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
 @pytest.fixture
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """Extract ../shared/corpora/<name>.tar.gz once per test session; skip, saying why, when absent."""
     extracted: dict[str, Path] = {}
 
     def get(name: str) -> Path:
-        archive = CORPORA / f"{name}.tar.gz"
-        if not archive.exists():
-            pytest.skip(f"corpus {archive} is not available (../shared/corpora is absent)")
         if name not in extracted:
-            target = tmp_path_factory.mktemp(f"corpus-{name}")
-            with tarfile.open(archive) as tar:
-                tar.extractall(target, filter="data")
-            extracted[name] = target
+            extracted[name] = extract_corpus(tmp_path_factory, name)
         return extracted[name]
 
     return get

@@ -66,8 +66,26 @@ def ids(data: dict[str, Any]) -> list[str]:
 
 # --- words and operators -----------------------------------------------------------------------
 
-def test_words_are_all_required_by_default(client) -> None:
-    assert set(ids(search(client, q="solar wind"))) == {"energy/solar-wind.md", "news/policy.md"}
+def test_articles_with_all_the_words_come_first_then_those_with_some_saying_so(client) -> None:
+    data = search(client, q="solar wind")
+    assert set(ids(data)[:2]) == {"energy/solar-wind.md", "news/policy.md"}
+    assert set(ids(data)[2:]) == {"energy/solar-roofs.md", "energy/wind-farms.md"}
+    assert data["total"] == 4
+    assert "only 2 articles have all the words; after them, articles with some of them" in data["notice"]
+    scores = [hit["score"] for hit in data["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_page_of_articles_with_all_the_words_has_no_notice(client) -> None:
+    first, second = search(client, q="solar wind", size=2), search(client, q="solar wind", size=2, page=2)
+    assert set(ids(first)) == {"energy/solar-wind.md", "news/policy.md"} and first["notice"] == ""
+    assert set(ids(second)) == {"energy/solar-roofs.md", "energy/wind-farms.md"}
+    assert "only 2 articles have all the words" in second["notice"]
+
+
+def test_articles_with_all_the_words_come_first_in_newest_first_order_too(client) -> None:
+    data = search(client, q="solar wind", sort="date")
+    assert ids(data) == ["news/policy.md", "energy/solar-wind.md", "energy/wind-farms.md", "energy/solar-roofs.md"]
 
 
 def test_or(client) -> None:

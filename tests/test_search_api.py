@@ -86,3 +86,52 @@ def test_minimum_should_match_keeps_only_articles_with_enough_of_the_words(tmp_p
     assert len(ids) == 2 and "energy/solar-prices.txt" in ids
     assert ids & {"energy/solar.txt", "energy/solar-copy.txt"}  # the article and its copy, folded
     assert sum(hit.duplicates for hit in strict.hits) == 1
+
+
+def test_a_typographic_apostrophe_reads_as_a_straight_one(tmp_path: Path, make_folder) -> None:
+    build_index(make_folder({
+        "health/alzheimer.txt": "Diet and Alzheimer's disease\n\nVegetables and berries in the diet of older adults.",
+        "health/heart.txt": "Diet and heart disease\n\nSalt and saturated fat in the diet of older adults.",
+        "health/parkinson.txt": "Coffee and Parkinson’s disease\n\nCoffee drinkers in a cohort of older adults.",
+    }), tmp_path / "index")
+    searcher = Searcher(WhooshEngine(tmp_path / "index").open_reader())
+    result = searcher.search(SearchRequest(q="Alzheimer’s disease"))
+    assert result.hits[0].id == "health/alzheimer.txt"
+    assert "only 1 article has all the words" in result.notice  # and it is this one
+    assert [hit.id for hit in searcher.search(SearchRequest(q="parkinson's")).hits] == ["health/parkinson.txt"]
+
+
+def test_question_words_do_not_count_as_words_the_articles_must_have(searcher: Searcher) -> None:
+    for text in ("what is sourdough", "How to bake sourdough bread?"):
+        result = searcher.search(SearchRequest(q=text))
+        assert result.hits[0].id == "food/bread.txt", text
+        assert result.notice == "", text  # every word that says what is looked for is there
+
+
+def test_a_query_of_only_function_words_still_searches_them(tmp_path: Path, make_folder) -> None:
+    build_index(make_folder({"music/who.txt": "The Who\n\nThe band who played Tommy.",
+                             "music/kinks.txt": "The Kinks\n\nA band from London."}), tmp_path / "index")
+    assert [hit.id for hit in Searcher(WhooshEngine(tmp_path / "index").open_reader()).search(SearchRequest(q="The Who")).hits] == ["music/who.txt"]
+
+
+def test_feedback_ranks_an_article_on_the_subject_of_the_best_matches_above_a_passing_mention(
+        tmp_path: Path, make_folder) -> None:
+    # Four articles about solar power, one about the same subject that says "solar" once, one
+    # about cooking that says it once too (and is shorter, so it wins on the word alone), and
+    # enough other articles that the subject's words are rare.
+    rich = ("Solar photovoltaic panels feed an inverter. The inverter turns the photovoltaic current of "
+            "the solar panels into household current; solar output peaks at noon.")
+    files = {f"energy/solar-{i}.txt": f"Solar power {i}\n\n{rich}" for i in range(4)}
+    files["energy/inverters.txt"] = ("Choosing an inverter\n\nA photovoltaic inverter must match the panels: "
+                                     "the inverter of a solar roof converts photovoltaic current all day long.")
+    files["food/oven.txt"] = "Slow cooking\n\nA solar oven cooks beans slowly in the garden."
+    files.update({f"town/note-{i}.txt": f"Council note {i}\n\nThe council met to discuss roads, parks and the "
+                                        f"library budget for district {i}." for i in range(60)})
+    build_index(make_folder(files), tmp_path / "index")
+
+    def order(ranking: Ranking | None = None) -> list[str]:
+        hits = Searcher(WhooshEngine(tmp_path / "index", ranking).open_reader()).search(SearchRequest(q="solar")).hits
+        return [hit.id for hit in hits if hit.id in ("energy/inverters.txt", "food/oven.txt")]
+
+    assert order() == ["food/oven.txt", "energy/inverters.txt"]  # feedback is off by default
+    assert order(Ranking(feedback_docs=10)) == ["energy/inverters.txt", "food/oven.txt"]

@@ -220,6 +220,16 @@ class EngineResults:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     # What the engine read differently from the tree (e.g. "only very common words").
     notice: str = ""
+    # Of `total`, those with all the words of a keyword query, ranked before the others, which
+    # have some of them (None: every result matches the query as read); and whether `hits`
+    # shows any of the others.
+    complete: int | None = None
+    partial: bool = False
+
+    @property
+    def matched(self) -> int:
+        """Results that match the query as read (all the words of a keyword query)."""
+        return self.total if self.complete is None else self.complete
 
 
 class EngineReader(ABC):

@@ -2,9 +2,12 @@
 
 - each plain word is scored in every text field with BM25F (queries.BM25FWord, scoring.py), with
   query-time field weights;
-- a few keywords are all required; a long query (a pasted sentence or question) needs only a
-  share of its words (minimum-should-match), the rest rank;
-- pairs of neighbouring words found close together in the text get a proximity bonus.
+- a few keywords: articles with all of them rank first, then those with some of them (the
+  `below` tier); a long query (a pasted sentence or question) ranks articles by any of its words
+  (or, with Ranking.should_match, needs a share of them);
+- function words ("how", "does") count only when a query has nothing else;
+- pairs of neighbouring words found close together in the text can get a proximity bonus (off
+  by default: it measured small losses everywhere).
 
 (docs/relevance.md has the measurements behind each choice.)
 """
@@ -28,12 +31,15 @@ NOTHING_LEFT = "only very common words, which are not indexed: nothing to search
 
 @dataclass(frozen=True)
 class Compiled:
-    """A Whoosh query (None: nothing to search for), what was read differently, and the
-    analysed keywords when the query is nothing but keywords (pseudo-relevance feedback)."""
+    """A Whoosh query (None: nothing to search for), what was read differently, the analysed
+    keywords when the query is nothing but keywords (pseudo-relevance feedback), and for a
+    keyword query the looser reading (any of its words) whose other matches rank after the
+    query's own."""
 
     query: wq.Query | None
     notice: str = ""
     words: tuple[str, ...] = ()
+    below: wq.Query | None = None
 
 
 class QueryCompiler:
@@ -45,6 +51,7 @@ class QueryCompiler:
         self.ranking = ranking or Ranking()
         self.weights = {f: w for f, w in self.ranking.weights().items() if f in schema}
         self.analyzer = schema["body"].analyzer
+        self.normaliser = self.analyzer.normaliser
         self.fuzzy = fuzzy
 
     def compile(self, tree: All | Any | Not | None) -> Compiled:
@@ -54,7 +61,8 @@ class QueryCompiler:
         query = build.top(tree)
         if query is None:
             return Compiled(None, NOTHING_LEFT if build.dropped_words and not build.had_terms else "")
-        return Compiled(query.normalize(), "", tuple(build.keywords))
+        below = build.below.normalize() if build.below is not None else None
+        return Compiled(query.normalize(), "", tuple(build.keywords), below)
 
     def compile_filter(self, category: str, date_from: object, date_to: object) -> wq.Query | None:
         """The request's category and date filters (they restrict, they never score)."""
@@ -74,12 +82,6 @@ class QueryCompiler:
         if self.ranking.bm25f:
             return BM25FWord([wq.Term(f, term) for f in self.weights], self.ranking, boost=boost)
         return FieldsOr([wq.Term(f, term, boost=w * boost) for f, w in self.weights.items()])
-
-    def feedback(self, query: wq.Query, terms: list[tuple[str, float]], original: tuple[str, ...]) -> wq.Query:
-        """The query re-ranked by expansion terms: they add to the score of its matches only."""
-        weight = self.ranking.feedback_weight
-        extra = [self.word_query(t, boost=weight * w) for t, w in terms if t not in original]
-        return wq.AndMaybe(query, wq.Or(extra)) if extra else query
 
     def proximity(self, terms: list[str]) -> wq.Query | None:
         ranking = self.ranking
@@ -102,6 +104,7 @@ class _Build:
     def __init__(self, compiler: QueryCompiler):
         self.c = compiler
         self.keywords: list[str] = []
+        self.below: wq.Query | None = None
         self.dropped_words = False
         self.had_terms = False
 
@@ -125,6 +128,7 @@ class _Build:
         """Plain words: all required (few) or minimum-should-match (many), plus proximity.
         Everything else (phrases, fields, prefixes, groups) is required; NOT excludes."""
         words: list[str] = []
+        content: list[str] = []
         required: list[wq.Query] = []
         excluded: list[wq.Query] = []
         for part in node.parts:
@@ -133,6 +137,8 @@ class _Build:
                 if not terms:
                     self.dropped_words = True
                 words.extend(terms)
+                if self.c.ranking.ignore_function_words:
+                    content.extend(self.c.normaliser.content_terms(part.text))
             elif isinstance(part, Not):
                 inner = self.node(part.part)
                 if inner is not None:
@@ -143,12 +149,18 @@ class _Build:
                     required.append(compiled)
         if words:
             self.had_terms = True
+        if content:  # function words count only in a query of nothing else ("The Who")
+            words = content
         unique = list(dict.fromkeys(words))
         scoring = None
+        looser = None
         if unique:
             ranking = self.c.ranking
+            word_queries = [self.c.word_query(t) for t in unique]
             minimum = 1 if node.any_word else ranking.minimum_match(len(unique))
-            scoring = min_match([self.c.word_query(t) for t in unique], minimum, ranking.coordination)
+            scoring = min_match(word_queries, minimum, ranking.coordination)
+            if top and not required and 1 < minimum == len(unique):
+                looser = min_match(word_queries, 1, ranking.coordination)
         if top and not required and not excluded:
             self.keywords = unique
         parts = ([scoring] if scoring is not None else []) + required
@@ -156,10 +168,10 @@ class _Build:
             return None
         query: wq.Query = parts[0] if len(parts) == 1 else wq.And(parts)
         proximity = self.c.proximity(words)
-        if proximity is not None:
-            query = wq.AndMaybe(query, proximity)
-        if excluded:
-            query = wq.AndNot(query, excluded[0] if len(excluded) == 1 else wq.Or(excluded))
+        negative = (excluded[0] if len(excluded) == 1 else wq.Or(excluded)) if excluded else None
+        query = _finish(query, proximity, negative)
+        if looser is not None:
+            self.below = _finish(looser, proximity, negative)
         return query
 
     def leaf(self, node: Node) -> wq.Query | None:
@@ -221,3 +233,12 @@ class _Build:
         self.had_terms = True
         weights = self.c.weights
         return wq.Or([wq.Term(f, t, boost=weights.get(f, 1.0)) for f in self.fields(node.field) for t in terms])
+
+
+def _finish(query: wq.Query, proximity: wq.Query | None, negative: wq.Query | None) -> wq.Query:
+    """A conjunction's query with its proximity bonus and its exclusions."""
+    if proximity is not None:
+        query = wq.AndMaybe(query, proximity)
+    if negative is not None:
+        query = wq.AndNot(query, negative)
+    return query

@@ -263,6 +263,7 @@ class Snapshot:
         for _, _, data in self.leaves:
             for name, total in data.field_lengths.items():
                 totals[name] = totals.get(name, 0) + total
+        self.total_length = {name: totals.get(name, 0) for name in self.lengths}
         self.average_length = {name: (totals.get(name, 0) / self.size if self.size else 0.0) or 1.0
                                for name in self.lengths}
         self.dates = _joined([d.dates for _, _, d in self.leaves], np.int64)
@@ -335,6 +336,9 @@ class Evaluator:
     def __init__(self, snapshot: Snapshot):
         self.s = snapshot
         self.size = snapshot.size
+        # Words and phrases already evaluated: the tiers of a keyword query share them.
+        # (Matches are never modified once returned.)
+        self._memo: dict[wq.Query, Match] = {}
 
     def empty(self) -> Match:
         return Match(np.zeros(self.size, dtype=bool), np.zeros(self.size))
@@ -342,14 +346,15 @@ class Evaluator:
     def evaluate(self, query: wq.Query) -> Match:
         if query is wq.NullQuery or isinstance(query, wq.NullQuery.__class__):
             return self.empty()
-        if isinstance(query, BM25FWord):
-            return self.bm25f_word(query)
+        if isinstance(query, (BM25FWord, wq.Phrase)):
+            found = self._memo.get(query)
+            if found is None:
+                found = self._memo[query] = self._leaf(query)
+            return found
         if isinstance(query, MinimumMatch):
             return self.minimum_match(query)
         if isinstance(query, wq.Term):
             return self.term(query.fieldname, query.text, query.boost)
-        if isinstance(query, wq.Phrase):
-            return self.phrase(query.fieldname, query.words, query.slop, query.boost)
         if isinstance(query, wq.AndNot):
             return self.and_not(query)
         if isinstance(query, wq.AndMaybe):
@@ -367,6 +372,11 @@ class Evaluator:
         if isinstance(query, wq.MultiTerm):
             return self.multi_term(query)
         raise Unsupported(f"cannot evaluate {type(query).__name__}")
+
+    def _leaf(self, query: BM25FWord | wq.Phrase) -> Match:
+        if isinstance(query, BM25FWord):
+            return self.bm25f_word(query)
+        return self.phrase(query.fieldname, query.words, query.slop, query.boost)
 
     # --- leaves ---
 
@@ -587,57 +597,102 @@ def _followers(ends: np.ndarray, keys: np.ndarray, slop: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Ranked:
     """Matching documents: how many, the top ones (global document number, score) in order,
-    and facet counts over all of them. With `fold_copies`, `total` and `top` count each set of
-    byte-identical articles once, and `copies` says how many others each top one stands for."""
+    and facet counts over all of them. The `first` of them match the query itself; the others
+    match only its looser reading (`below`) and rank after every one of those. With
+    `fold_copies`, `total`, `first` and `top` count each set of byte-identical articles once,
+    and `copies` says how many others each top one stands for."""
 
     total: int
     top: list[tuple[int, float]]
     facets: dict[str, dict[str, int]]
+    first: int = 0
     copies: list[int] = field(default_factory=list)
 
 
-def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, filter: wq.Query | None = None,
-         exclude: set[int] | None = None, by_date: bool = False, facets: bool = True,
-         fold_copies: bool = False) -> Ranked:
+@dataclass(frozen=True)
+class Feedback:
+    """Pseudo-relevance feedback: `rescore` is given the first pass's `window` best matches
+    (document, score), best first, and returns what to add to each one's score (never less
+    than 0): they are ranked again among themselves, and everything below stays below."""
+
+    window: int
+    rescore: Callable[[list[tuple[int, float]]], list[float]]
+
+
+def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, below: wq.Query | None = None,
+         feedback: Feedback | None = None, filter: wq.Query | None = None, exclude: set[int] | None = None,
+         by_date: bool = False, facets: bool = True, fold_copies: bool = False) -> Ranked:
     """Evaluate `query` (restricted by `filter`, without the documents in `exclude`) and return
-    the `limit` best (or newest) documents. Ties go to the earlier document, as in Whoosh.
-    `fold_copies` keeps only the best-ranked of byte-identical articles (same file checksum);
-    facets still count every matching article."""
+    the `limit` best (or newest) documents, then those matching only `below`, best (or newest)
+    first. Ties go to the earlier document, as in Whoosh. `fold_copies` keeps only the
+    best-ranked of byte-identical articles (same file checksum); facets count every match."""
     evaluator = Evaluator(snapshot)
     match = evaluator.evaluate(query)
-    hits = match.hits & snapshot.live
+    allowed = snapshot.live.copy()
     if filter is not None:
-        hits &= evaluator.evaluate(filter).hits
+        allowed &= evaluator.evaluate(filter).hits
     if exclude:
-        hits[np.fromiter(exclude, dtype=np.int64)] = False
+        allowed[np.fromiter(exclude, dtype=np.int64)] = False
+    first = match.hits & allowed
+    hits, scores = first, match.scores
+    if below is not None:
+        looser = evaluator.evaluate(below)
+        hits = first | (looser.hits & allowed)
+        scores = np.where(first, match.scores, looser.scores)
+    if feedback is not None and not by_date and hits.any():
+        docs = np.flatnonzero(hits)
+        window = docs[_tiered_top(scores[docs], first[docs], feedback.window)]
+        scores = scores.copy()
+        scores[window] += feedback.rescore([(int(d), float(scores[d])) for d in window])
     docs = np.flatnonzero(hits)
     counts = {}
     if facets and len(docs):
         counts = {"category": snapshot.categories.counts(docs), "year": snapshot.years.counts(docs)}
-    keys = snapshot.dates[docs] if by_date else match.scores[docs]
+    keys = snapshot.dates[docs] if by_date else scores[docs]
+    in_first = first[docs]
     copies = np.zeros(len(docs), dtype=np.int64)
     if fold_copies and len(docs):
-        docs, keys, copies = _first_copies(docs, keys, snapshot.checksums[docs])
+        docs, keys, in_first, copies = _first_copies(docs, keys, in_first, snapshot.checksums[docs])
+    tier = int(in_first.sum())
     if not len(docs) or limit <= 0:
-        return Ranked(len(docs), [], counts)
-    order = _top(keys, limit)
+        return Ranked(len(docs), [], counts, tier)
+    order = _tiered_top(keys, in_first, limit)
     top = docs[order]
-    return Ranked(len(docs), [(int(d), float(v)) for d, v in zip(top, match.scores[top])], counts,
+    shown = scores[top]
+    if not by_date and tier < len(top):
+        # Scores say the order: the looser matches' are scaled below the last full match's.
+        lowest = scores[docs[in_first]].min() if tier else 0.0
+        highest = scores[docs[~in_first]].max()
+        if tier and highest >= lowest > 0:
+            shown = np.where(first[top], shown, shown * (lowest / highest) * (1 - 1e-6))
+    return Ranked(len(docs), [(int(d), float(v)) for d, v in zip(top, shown)], counts, tier,
                   [int(c) for c in copies[order]])
 
 
-def _first_copies(docs: np.ndarray, keys: np.ndarray, checksums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of each set of documents with the same checksum, the one ranked first (the largest key,
-    then the earliest document, as `_top` orders them), with its key and how many others it
-    stands for. Over the whole match set, so that totals and every page agree."""
-    order = np.lexsort((docs, _descending(keys), checksums))
+def _first_copies(docs: np.ndarray, keys: np.ndarray, in_first: np.ndarray,
+                  checksums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Of each set of documents with the same checksum, the one ranked first (of the first tier
+    if any is, then the largest key, then the earliest document, as `_tiered_top` orders them),
+    with its key, its tier and how many others it stands for. Over the whole match set, so that
+    totals and every page agree."""
+    order = np.lexsort((docs, _descending(keys), ~in_first, checksums))
     sorted_sums = checksums[order]
     starts = np.flatnonzero(np.r_[True, sorted_sums[1:] != sorted_sums[:-1]])
     first = np.sort(order[starts])  # back in document order: _top breaks ties by position
     sizes = np.diff(np.r_[starts, len(order)])
     copies = np.empty(len(docs), dtype=np.int64)
     copies[order[starts]] = sizes - 1
-    return docs[first], keys[first], copies[first]
+    return docs[first], keys[first], in_first[first], copies[first]
+
+
+def _tiered_top(keys: np.ndarray, first: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the `limit` best keys where `first` is set, then of the best of the rest."""
+    chosen = np.flatnonzero(first)
+    order = chosen[_top(keys[chosen], limit)]
+    if len(order) < limit and len(chosen) < len(keys):
+        rest = np.flatnonzero(~first)
+        order = np.concatenate([order, rest[_top(keys[rest], limit - len(order))]])
+    return order
 
 
 def _top(keys: np.ndarray, limit: int) -> np.ndarray:

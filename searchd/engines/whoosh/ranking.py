@@ -14,7 +14,8 @@ class Ranking:
     """The tunable part of ranking. Defaults are the configuration measured in docs/relevance.md."""
 
     field_weights: tuple[tuple[str, float], ...] = (("title", 1.5), ("subtitle", 1.2), ("summary", 1.2), ("body", 1.0))
-    # Up to this many words, every word is required (keyword search).
+    # Up to this many words, a keyword search: articles with every word rank first, then
+    # those with some of them (the page says so when it shows any).
     all_required_up_to: int = 3
     # Past it, the query is read as a sentence or a question: this share of its words must
     # match, and at least long_query_minimum; the rest only rank. Both are off by default:
@@ -22,22 +23,30 @@ class Ranking:
     # (docs/relevance.md); BM25F already ranks articles with more of the words first.
     should_match: float = 0.0
     long_query_minimum: int = 1
-    # Neighbouring words within this many positions (in order) earn the proximity bonus, in
-    # queries of up to proximity_max_words words (keyword queries: "prime minister"). On
-    # sentence-long queries it cost nDCG (docs/relevance.md).
+    # Function words (analysis.QUERY_STOP_WORDS: "how", "what", "does"...) count only in a
+    # query of nothing else: they say nothing of the subject, and are rare (so weighty) in
+    # the abstracts and articles a lay question is asked of.
+    ignore_function_words: bool = True
+    # Neighbouring words within this many positions (in order) earn a proximity bonus, in
+    # queries of up to proximity_max_words words ("prime minister"), with this weight relative
+    # to the words' own scores. Off: it cost nDCG on sentences (SciFact) and measured nothing
+    # but small losses on keyword queries (NFCorpus, Cranfield; docs/relevance.md).
     proximity_slop: int = 3
     proximity_max_words: int = 4
-    # Weight of the proximity bonus relative to the words' own scores (0 switches it off).
-    proximity_weight: float = 0.3
+    proximity_weight: float = 0.0
     # Coordination: a long query's score is multiplied by (words matched / words) ** this, so
     # that articles with more of the words rank higher (0 switches it off).
     coordination: float = 0.0
-    # Pseudo-relevance feedback for queries of at least feedback_min_words plain words: the key
-    # terms (Bo1) of the first feedback_docs results re-rank the matches, with this weight.
+    # Pseudo-relevance feedback (feedback.py, a relevance model) for plain-word queries: the
+    # terms of the first feedback_docs results make a query of feedback_terms terms, weighing as
+    # much as feedback_weight of the query's own words, that re-ranks the first feedback_depth
+    # results. With 10 documents it lifts NFCorpus, Cranfield and SciFact (docs/relevance.md),
+    # but reading the first results' text costs a query the caches have not seen 1.3 to 2.6
+    # times its time: off (0 documents) until a search can afford it.
     feedback_docs: int = 0
     feedback_terms: int = 10
-    feedback_weight: float = 0.3
-    feedback_min_words: int = 4
+    feedback_weight: float = 2.0
+    feedback_depth: int = 20
     # BM25 saturation (K1) and length normalisation (B), per field; "*" for the rest.
     bm25: tuple[tuple[str, float, float], ...] = (("*", 1.2, 0.75),)
     # True BM25F for words: weighted, length-normalised frequencies summed over the fields

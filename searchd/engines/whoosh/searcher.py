@@ -22,11 +22,13 @@ from typing import Any, Callable, Hashable, Iterator, Mapping
 from whoosh import query as wq
 from whoosh.searching import Searcher as WhooshSearcher
 
-from ...folding import NEAR_DUPLICATE_WINDOW, ShingleCache, Signature, StoredFields, fold
+from ...folding import NEAR_DUPLICATE_WINDOW, Signature, StoredFields, fold
+from ...lru import LruCache
 from ...snippets import Snippets, lead
 from ..base import Document, EngineQuery, EngineReader, EngineResults, Hit, Indexed, IndexMissing, IndexStats, QueryTree
 from .compile import Compiled, QueryCompiler
-from .evaluator import PostingsCache, Ranked, SegmentData, Snapshot, highlight_terms, rank
+from .evaluator import Feedback, PostingsCache, Ranked, SegmentData, Snapshot, highlight_terms, rank
+from .feedback import ArticleTerms, FeedbackDocument, feedback_scores
 from .ranking import Ranking
 from .reader import IndexReader
 from .schema import WORDS_FIELD
@@ -57,7 +59,7 @@ class _View:
             return self.snapshot.reader.stored_fields(docnum)
 
     def whoosh_searcher(self, weighting: Any) -> WhooshSearcher:
-        """For Whoosh's key-term extraction (similar articles, feedback); call with the lock."""
+        """For Whoosh's key-term extraction (similar articles); call with the lock."""
         return WhooshSearcher(self.snapshot.reader, weighting=weighting, closereader=False)
 
 
@@ -78,7 +80,10 @@ class WhooshReader(EngineReader):
         self._vocabulary_lock = threading.Lock()
         self._vocabulary_thread: threading.Thread | None = None
         self._snippets = Snippets()
-        self._shingles = ShingleCache()
+        self._shingles: LruCache[Any] = LruCache()
+        # Feedback reads the first 20 results of each query: a thousand articles' terms take
+        # about ten megabytes.
+        self._article_terms: LruCache[ArticleTerms] = LruCache(1024)
 
     # --- the current snapshot ------------------------------------------------------------------
 
@@ -102,6 +107,7 @@ class WhooshReader(EngineReader):
             if gone:  # caches keyed by segment: what they hold of the old ones is dead weight
                 self._cache.retain(live)
                 self._shingles.retain(lambda key: key[0] in live)
+                self._article_terms.retain(lambda key: key[0] in live)
             view = _View(version, snapshot, QueryCompiler(reader.schema, self.ranking, fuzzy=_weakly(self.near_words)))
             self._track(view)
             self._view = view
@@ -152,10 +158,11 @@ class WhooshReader(EngineReader):
         compiled = view.compiler.compile(query.tree)
         if compiled.query is None:
             return EngineResults(0, [], {}, compiled.notice)
-        whoosh_query = self._with_feedback(view, compiled)
-        total, results, ranked = self._window(view, whoosh_query, query)
+        loaded: dict[int, Mapping[str, Any]] = {}
+        feedback = None if query.sort == "date" else self._feedback(view, compiled, loaded)
+        total, results, ranked, complete = self._window(view, compiled, feedback, loaded, query)
         if query.snippets:
-            terms = highlight_terms(whoosh_query, view.snapshot)
+            terms = highlight_terms(compiled.query, view.snapshot)
             hits = [self._hit(fields, score, terms, duplicates) for (_, score), fields, duplicates in results]
         else:
             hits = [_make_hit(fields, "", score, duplicates) for (_, score), fields, duplicates in results]
@@ -163,26 +170,34 @@ class WhooshReader(EngineReader):
             name: {str(k): v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if k}
             for name, counts in ranked.facets.items()
         }
-        return EngineResults(total, hits, facets, compiled.notice)
+        first = {docnum for docnum, _ in ranked.top[:ranked.first]}
+        return EngineResults(total, hits, facets, compiled.notice,
+                             complete=complete if compiled.below is not None else None,
+                             partial=any(item[0] not in first for item, _, _ in results))
 
-    def _window(self, view: _View, whoosh_query: wq.Query,
-                query: EngineQuery) -> tuple[int, list[tuple[tuple[int, float], "_LazyFields", int]], Ranked]:
+    def _window(self, view: _View, compiled: Compiled, feedback: Feedback | None, loaded: dict[int, Mapping[str, Any]],
+                query: EngineQuery) -> tuple[int, list[tuple[tuple[int, float], "_LazyFields", int]], Ranked, int]:
         """The total and the requested window of one list of results that every page is cut from:
-        the matches ranked, byte-identical copies folded into the first of them (all matches),
-        then near-identical articles folded among the first NEAR_DUPLICATE_WINDOW. Each entry is
-        (document, score), its stored fields and how many articles were folded into it."""
+        the matches ranked (those of the looser reading `below` after the others),
+        byte-identical copies folded into the first of them (all matches), then near-identical
+        articles folded among the first NEAR_DUPLICATE_WINDOW. Each entry is (document, score),
+        its stored fields and how many articles were folded into it. Also how many of the total
+        match the query itself."""
         start, end = query.offset, query.offset + query.limit
-        ranked = rank(view.snapshot, whoosh_query, NEAR_DUPLICATE_WINDOW + end,
+        ranked = rank(view.snapshot, compiled.query, NEAR_DUPLICATE_WINDOW + end, below=compiled.below, feedback=feedback,
                       filter=view.compiler.compile_filter(query.category, query.date_from, query.date_to),
                       by_date=query.sort == "date", facets=query.facets, fold_copies=True)
         copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
         window = ranked.top[:NEAR_DUPLICATE_WINDOW]
-        groups = fold(_lazy(view, window), [score for _, score in window], self._shingles)
+        groups = fold(_lazy(view, window, loaded), [score for _, score in window], self._shingles)
         folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
                   for (item, fields), group in groups]
         beyond = ranked.top[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
-        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond)]
-        return len(folded) + ranked.total - len(window), results, ranked
+        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond, loaded)]
+        # The window is ranked first tier first: a group led by a first-tier article is one.
+        leaders = {docnum for docnum, _ in window[:ranked.first]}
+        complete = sum(item[0] in leaders for item, _, _ in folded) + max(0, ranked.first - len(window))
+        return len(folded) + ranked.total - len(window), results, ranked, complete
 
     def count(self, tree: QueryTree) -> int:
         view = self._current()
@@ -191,20 +206,36 @@ class WhooshReader(EngineReader):
             return 0
         return rank(view.snapshot, compiled.query, 0, facets=False, fold_copies=True).total
 
-    def _with_feedback(self, view: _View, compiled: Compiled) -> wq.Query:
-        """Pseudo-relevance feedback (off unless Ranking.feedback_docs is set)."""
+    def _feedback(self, view: _View, compiled: Compiled, loaded: dict[int, Mapping[str, Any]]) -> Feedback | None:
+        """Pseudo-relevance feedback for a query of plain words (Ranking.feedback_*, feedback.py).
+        The stored fields it reads are left in `loaded`: the page shows the same articles."""
         ranking = self.ranking
-        if not ranking.feedback_docs or len(compiled.words) < ranking.feedback_min_words:
-            return compiled.query
-        top = rank(view.snapshot, compiled.query, ranking.feedback_docs, facets=False).top
-        stored = [view.stored_fields(docnum) for docnum, _ in top]
-        text = "\n".join(f"{f.get('title', '')}\n{f.get('body', '')}" for f in stored)
-        if not text.strip():
-            return compiled.query
-        with view.snapshot.lock:
-            terms = view.whoosh_searcher(ranking.weighting()).key_terms_from_text(
-                "body", text, numterms=ranking.feedback_terms, normalize=True)
-        return view.compiler.feedback(compiled.query, terms, compiled.words)
+        if not ranking.feedback_docs or not compiled.words:
+            return None
+        snapshot = view.snapshot
+        # Only the fields that have text somewhere (a folder of .txt files has no summaries).
+        fields = [name for name in view.compiler.weights if snapshot.total_length.get(name)]
+
+        def frequency(term: str) -> int:
+            """As BM25FWord counts it: in the field where the term is most common."""
+            key = term.encode("utf-8")
+            return max(snapshot.doc_frequency(name, key) for name in fields)
+
+        def read(docnum: int) -> ArticleTerms:
+            if docnum not in loaded:
+                loaded[docnum] = view.stored_fields(docnum)
+            normaliser = view.compiler.normaliser
+            return ArticleTerms.of({name: normaliser.counts(str(loaded[docnum].get(name) or "")) for name in fields})
+
+        def document(docnum: int, score: float) -> FeedbackDocument:
+            terms = self._article_terms.get(snapshot.locate(docnum), lambda: read(docnum))
+            return FeedbackDocument(score, terms, {name: float(snapshot.lengths[name][docnum]) or 1.0 for name in fields})
+
+        def rescore(window: list[tuple[int, float]]) -> list[float]:
+            documents = [document(docnum, score) for docnum, score in window]
+            return feedback_scores(ranking, documents, frequency, snapshot.size, snapshot.average_length)
+
+        return Feedback(ranking.feedback_depth, rescore)
 
     def _hit(self, fields: Mapping[str, Any], score: float, terms: dict[str, set[str]], duplicates: int = 0) -> Hit:
         snippet = (self._snippets.snippet(fields.get("body", ""), terms.get("body", set()))
@@ -405,10 +436,10 @@ class _LazyFields(Mapping[str, Any]):
     """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
     (an array, cheap) of every fetched hit but the text of only a few. A folding Candidate."""
 
-    def __init__(self, view: _View, docnum: int):
+    def __init__(self, view: _View, docnum: int, data: Mapping[str, Any] | None = None):
         self._view = view
         self._docnum = docnum
-        self._data: dict[str, Any] | None = None
+        self._data = data
         self.checksum = str(view.snapshot.checksums[docnum])  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length: float | None = view.snapshot.text_length(docnum)
@@ -416,7 +447,7 @@ class _LazyFields(Mapping[str, Any]):
     def text(self) -> str:
         return f"{self.get('title', '')} {self.get('body', '')}"
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> Mapping[str, Any]:
         if self._data is None:
             self._data = self._view.stored_fields(self._docnum)
         return self._data
@@ -431,5 +462,7 @@ class _LazyFields(Mapping[str, Any]):
         return len(self._load())
 
 
-def _lazy(view: _View, items: list[tuple[int, float]]) -> list[tuple[tuple[int, float], _LazyFields]]:
-    return [(item, _LazyFields(view, item[0])) for item in items]
+def _lazy(view: _View, items: list[tuple[int, float]],
+          loaded: Mapping[int, Mapping[str, Any]]) -> list[tuple[tuple[int, float], _LazyFields]]:
+    """The ranked documents' fields, read when needed (those in `loaded` already are)."""
+    return [(item, _LazyFields(view, item[0], loaded.get(item[0]))) for item in items]
