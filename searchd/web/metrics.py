@@ -53,6 +53,18 @@ class Metrics:
         self.workers = Gauge("searchd_web_workers", "Web worker processes serving.",
                              multiprocess_mode="livesum", registry=self.registry)
         self.workers.set(1)
+        # Per worker (a pid label when there are several): one stuck on an old snapshot shows.
+        self.snapshot = Gauge("searchd_worker_snapshot_documents",
+                              "Documents in the index snapshot this web worker searched last.",
+                              multiprocess_mode="liveall", registry=self.registry)
+        self._generation: Any = None
+
+    def searched(self, seconds: float, generation: Any, documents: Callable[[], int]) -> None:
+        """A search ran (not answered from the cache) on the snapshot of `generation`."""
+        self.search.observe(seconds)
+        if generation != self._generation:
+            self._generation = generation
+            self.snapshot.set(documents())
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         code = str(status)

@@ -50,7 +50,7 @@ class Site:
 
         def build() -> dict[str, Any]:
             result = self.searcher.search(search)
-            self.metrics.search.observe(result.took_ms / 1000)
+            self.metrics.searched(result.took_ms / 1000, generation, self.searcher.document_count)
             # One level deep: the hits stay dataclasses, which orjson and the templates read as
             # they are (a deep copy with asdict was half of the web layer's time per search).
             view = _fields(result)
@@ -63,7 +63,8 @@ class Site:
             return view
 
         key = ("search", tuple((name, args.get(name, "")) for name in SEARCH_ARGS))
-        return self.cache.get_or_build(self.searcher.generation(), key, build)
+        generation = self.searcher.generation()
+        return self.cache.get_or_build(generation, key, build)
 
     def similar_hits(self, doc_id: str, size: int) -> list[Hit]:
         # Cached (a more-like-this query is the costly part of an article page); the article
