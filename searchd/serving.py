@@ -35,14 +35,17 @@ def run(config: Config, with_daemon: bool) -> None:
     # and must be a single thread when it does. searchd does no linear algebra.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .watcher.process import DaemonFailed, DaemonProcess
-    from .web.prefork import ListenError, WebServer, listen, worker_count
+    from .web.prefork import ListenError, WebServer, listen, preload, worker_count
 
     daemon = DaemonProcess(config, runtime / "daemon-status.json") if with_daemon else None
     try:
         sock = listen(config.host, config.port)
         try:
             if daemon is not None:
-                daemon.start()
+                daemon.launch()
+            preload(config)  # while the daemon's interpreter starts
+            if daemon is not None:
+                daemon.wait_ready()  # the workers answer once it has published its first status
         except BaseException:
             sock.close()
             raise

@@ -164,6 +164,17 @@ def test_a_dead_worker_is_replaced_and_a_dead_daemon_restarted(articles: Path, s
     write(articles, "d0/late.txt", "Lighthouse keeper\n\nA lighthouse keeper arrived after the restart.\n")
     eventually(lambda: server.search_total("lighthouse") == 1, timeout=30)
 
+    # A daemon that cannot start again (its folder is gone) is reported, and tried again.
+    away = articles.with_name("away")
+    articles.rename(away)
+    server.processes()[0].kill()
+    failed = eventually(lambda: (lambda h: h if h["status"] == "failed" else None)(server.json("/healthz")), timeout=30)
+    assert "restarting it" in failed["error"] and failed["documents"] == 31
+    assert server.search_total("lighthouse") == 1  # searches go on meanwhile
+    eventually(lambda: "cannot start the indexing daemon" in server.log(), timeout=30)
+    away.rename(articles)
+    eventually(restarted, timeout=90)
+
 
 def test_a_commit_is_visible_in_every_worker_and_an_etag_holds_in_any(articles: Path, serve) -> None:
     server = serve(articles, "--workers", "2")

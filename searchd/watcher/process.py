@@ -52,12 +52,22 @@ class DaemonProcess:
 
     def start(self, timeout: float = 300.0) -> "DaemonProcess":
         """Start the child and wait until it holds the writer; raises DaemonFailed otherwise."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "DaemonProcess":
+        """Start the child (a fresh interpreter takes a moment: do something useful meanwhile,
+        then `wait_ready`)."""
         process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, close_fds=True)
         self.process = process
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
         process.stdin.write(pickle.dumps((self.config, self.status_path, os.getpid())))
         process.stdin.close()
+        return self
+
+    def wait_ready(self, timeout: float = 300.0) -> "DaemonProcess":
+        process = self.process
+        assert process is not None and process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], timeout)
         answer = process.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
         if answer == READY:

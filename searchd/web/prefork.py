@@ -198,15 +198,19 @@ class WebServer(BaseApplication):
                           status_file=self.daemon.status_path if self.daemon is not None else None)
 
     def run(self) -> None:
-        # Import what every worker needs (the engine's reader: numpy, Whoosh, ...) here, once: the
-        # forked workers share those pages. Then keep the collector off these objects for good:
-        # it writes to every object it visits, which would copy each page into every worker.
-        open_engine(self.config).open_reader()
+        # Keep the collector off everything imported so far for good: it writes to every object
+        # it visits, which would copy each page the workers share with this process into each.
         gc.freeze()
         _one_heap_for_all_threads()
         arbiter = _Arbiter(self)
         arbiter.supervision = _Supervision(self.daemon)
         arbiter.run()
+
+
+def preload(config: Config) -> None:
+    """Import what every worker needs (the engine's reader: numpy, Whoosh, ...) here, once: the
+    forked workers share those pages instead of importing each their own."""
+    open_engine(config).open_reader()
 
 
 def _one_heap_for_all_threads() -> None:

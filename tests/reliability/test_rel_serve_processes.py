@@ -13,7 +13,7 @@ import pytest
 
 from relkit import article_text, converged, get, wait_until
 
-FILES = 3000
+FILES = 6000  # a bulk index long enough to find its parser workers at work beside the web workers
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -36,7 +36,7 @@ def test_kill9_of_serve_leaves_no_process_behind(tmp_path: Path, spawn) -> None:
     # 1. During the start-up bulk index: the daemon's parser workers are at work.
     server = spawn("serve", folder, index_dir, "--workers", "2")
     server.wait_ready()
-    wait_until(lambda: len(descendants(server.proc.pid)) >= 5, 60, interval=0.02,
+    wait_until(lambda: len(descendants(server.proc.pid)) >= 5, 120, interval=0.02,
                what="the daemon's parser workers beside two web workers")
     moments.append(("bulk index", len(descendants(server.proc.pid)), server.kill9()))
 
