@@ -10,7 +10,8 @@ directory as benchmarks/run.py does; exit status 2 naming the archives when they
 1. searchd over HTTP: the server command (--searchd-command, default
    `{searchd} serve {folder} --index {index} --port {port}`, then --searchd-args; by default a
    web worker per core beside the daemon) is started and waited on until /healthz shows every
-   article indexed and nothing pending; then wrk at each --connections level for --seconds on
+   article indexed and nothing pending, and the index generation stays the same for 5 s (the
+   daemon's idle merge); then wrk at each --connections level for --seconds on
    `/api/search?q=...&size=10` (top 10 with a highlighted body snippet and the category facet,
    what the API always returns).
 2. In process, on the queries of the 1-connection level: searchd's search on the index the
@@ -242,12 +243,31 @@ def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Name
     ready_s = time.perf_counter() - started
     try:
         log(f"{corpus.name}: searchd ready in {ready_s:.0f}s: {shlex.join(command)}")
+        settled_s = settle(server)
+        log(f"{corpus.name}: the index settled {settled_s:.0f}s later")
         target = Target("searchd", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries],
                         server.process.pid)
         figures = load_levels(target, args.levels, args.seconds, work)
     finally:
         server.stop()
-    return {"command": shlex.join(command), "ready_seconds": round(ready_s, 1), **figures}, index_dir
+    return {"command": shlex.join(command), "ready_seconds": round(ready_s, 1), "settled_seconds": round(settled_s, 1),
+            **figures}, index_dir
+
+
+def settle(server: loadgen.Server, quiet: float = 5.0, limit: float = 300.0) -> float:
+    """Wait until the index generation has not changed for `quiet` seconds: after a bulk index
+    the daemon merges small segments once it is idle, and each worker then opens the new
+    snapshot; the load measures the steady state, not that."""
+    started = time.perf_counter()
+    last, since = None, time.perf_counter()
+    while time.perf_counter() - started < limit:
+        generation = json.loads(server.get("/healthz")[1]).get("generation")
+        if generation != last:
+            last, since = generation, time.perf_counter()
+        elif time.perf_counter() - since >= quiet:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - started
 
 
 # --- in process ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -38,6 +38,8 @@ GRACEFUL_SECONDS = 10
 REQUEST_TIMEOUT = 60
 # An idle keep-alive connection is kept this long (waitress' default, which searchd had before).
 KEEPALIVE_SECONDS = 120
+# Recent answers the server keeps, split over its workers (each keeps its own).
+RESPONSE_CACHE_ENTRIES = 512
 # After the daemon died: wait this long before starting it again, doubling up to the maximum
 # while it keeps failing to start.
 RESTART_FIRST, RESTART_MAX = 1.0, 60.0
@@ -89,7 +91,6 @@ class _Supervision:
     stopping: bool = False
     retry_at: float = 0.0
     delay: float = RESTART_FIRST
-    restarts: int = field(default=0)
 
 
 class _Arbiter(Arbiter):
@@ -131,7 +132,6 @@ class _Arbiter(Arbiter):
             watch.delay = min(RESTART_MAX, watch.delay * 2)
             return
         watch.retry_at, watch.delay = 0.0, RESTART_FIRST
-        watch.restarts += 1
         log.info("indexing daemon started again (pid %s)", daemon.pid)
 
     def stop(self, graceful: bool = True) -> None:
@@ -195,6 +195,7 @@ class WebServer(BaseApplication):
         from . import create_app
 
         return create_app(self.config, warm_up=True, instance=self.instance,
+                          cache_entries=max(64, RESPONSE_CACHE_ENTRIES // self.workers),
                           status_file=self.daemon.status_path if self.daemon is not None else None)
 
     def run(self) -> None:
