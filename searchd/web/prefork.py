@@ -210,7 +210,9 @@ class WebServer(BaseApplication):
 
 def preload(config: Config) -> None:
     """Import what every worker needs (the engine's reader: numpy, Whoosh, ...) here, once: the
-    forked workers share those pages instead of importing each their own."""
+    forked workers share those pages instead of importing each their own. The reader made for it
+    is dropped at once: an engine's reader must open nothing (no file, connection or thread)
+    before its first use, or the workers would inherit it."""
     open_engine(config).open_reader()
 
 
