@@ -1,29 +1,37 @@
 """HTTP throughput and latency of searchd beside Typesense, driven by wrk (issue 14).
 
-    .venv/bin/python benchmarks/http_throughput.py --out benchmarks/out-http
-    .venv/bin/python benchmarks/http_throughput.py --only reuters --searchd-args "--workers 2"
+    .venv/bin/python benchmarks/http_throughput.py --out benchmarks/out-http            # ~15 min
+    .venv/bin/python benchmarks/http_throughput.py --out benchmarks/out-http --publish  # and docs/
+    .venv/bin/python benchmarks/http_throughput.py --only reuters --searchd-args "--workers 1"
 
 For each corpus (BBC and Reuters-21578 from ../shared/corpora, laid out in a temporary
 directory as benchmarks/run.py does; exit status 2 naming the archives when they are absent):
 
 1. searchd over HTTP: the server command (--searchd-command, default
-   `{searchd} serve {folder} --index {index} --port {port}`, then --searchd-args) is started
-   and waited on until /healthz shows every article indexed and nothing pending; then wrk at
-   each --connections level for --seconds on `/api/search?q=...&size=10` (top 10 with a
-   highlighted body snippet and the category facet, what the API always returns).
+   `{searchd} serve {folder} --index {index} --port {port}`, then --searchd-args; by default a
+   web worker per core beside the daemon) is started and waited on until /healthz shows every
+   article indexed and nothing pending, and the index generation stays the same for 5 s (the
+   daemon's idle merge); then wrk at each --connections level for --seconds on
+   `/api/search?q=...&size=10` (top 10 with a highlighted body snippet and the category facet,
+   what the API always returns).
 2. In process, on the queries of the 1-connection level: searchd's search on the index the
    server built (benchmarks/engines.py SearchdEngine) and SQLite FTS5 with a highlighted
-   snippet (Fts5Engine): p50/p90/p99, to set beside HTTP p50 at one connection.
+   snippet, answering as searchd and Typesense do a query no article has all the words of (any
+   of the words then): p50/p90/p99, and what each answered (hits, marked snippets).
 3. Typesense 0.24.1, one node (benchmarks/typesense_nodes.py), loaded with the same articles
    (engines.read_folder), then the same wrk levels on the same queries doing the same work:
    TYPESENSE_SEARCH below (top 10, highlighted body snippet, category facet).
+4. Reuters only: `searchd index` against naive Whoosh (StemmingAnalyzer on title and body, one
+   writer, one commit: engines.WhooshEngine), each a whole process from start to exit.
 
 Queries are distinct one- and two-word queries drawn from the corpus's titles
 (loadgen.random_queries); each level continues where the last stopped, so no query is asked
 twice of a server while the list lasts (`repeated` says how many were, if it ran out). wrk's
 Lua script (wrk_rotate.lua) records req/s, p50/p90/p99, socket errors and non-2xx answers.
 Memory: RSS and PSS of each server's whole process tree (children included), after each level.
-Writes results.json, results.md and http_throughput.png in --out; reports the load average.
+Writes results.json, results.md (with the targets of issue 14) and http_throughput.png in --out;
+reports the load average at start, after each level and at the end. --publish copies the tables
+and the chart into docs/ (refused when the machine was busy at the start).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -52,6 +61,11 @@ import loadgen  # noqa: E402
 from stats import percentile  # noqa: E402
 
 WRK = "wrk"
+DOCS = REPO / "docs"
+CHART = "bench-http.png"
+# --publish wants a quiet machine: a 1-minute load average at most this per core at the start.
+QUIET_LOAD = 0.5
+START, END = "<!-- http:start (written by benchmarks/http_throughput.py --publish) -->", "<!-- http:end -->"
 WARMUP = 200  # queries reserved for the warm-up (fewer on a tiny corpus: a fifth of them)
 COLLECTION = "articles"
 DEFAULT_SEARCHD_COMMAND = "{searchd} serve {folder} --index {index} --port {port}"
@@ -88,22 +102,54 @@ def log(message: str) -> None:
 
 # --- measuring ------------------------------------------------------------------------------------
 
-def tree_memory(pid: int) -> dict[str, float]:
-    """RSS and PSS (MB) summed over a process and all its descendants."""
+def tree_memory(pid: int) -> dict:
+    """RSS and PSS (MB) summed over a process and all its descendants, and PSS by role (the
+    main process, searchd's daemon, its web workers, anything else below)."""
     import psutil
 
     root = psutil.Process(pid)
     rss = pss = 0
     processes = 0
+    roles: dict[str, float] = {}
     for process in [root, *root.children(recursive=True)]:
         try:
             info = process.memory_full_info()
+            role = _role(process, root)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         rss += info.rss
         pss += info.pss
         processes += 1
-    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1), "processes": processes}
+        roles[role] = round(roles.get(role, 0.0) + info.pss / 2**20, 1)
+    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1), "processes": processes,
+            "pss_mb_by_role": roles}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants: per request,
+    a cost that, unlike latency, hardly depends on what else runs on the machine."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _role(process, root) -> str:
+    if process.pid == root.pid:
+        return "main"
+    command = " ".join(process.cmdline())
+    if "searchd.watcher.process" in command:
+        return "daemon"
+    if process.ppid() == root.pid:
+        return "web workers"
+    return "other"
 
 
 def run_wrk(target: Target, paths: list[str], connections: int, seconds: float, work: Path) -> dict:
@@ -164,8 +210,11 @@ def load_levels(target: Target, levels: list[int], seconds: float, work: Path) -
     used = 0
     for connections in levels:
         start = used % len(measured)
+        cpu_before = tree_cpu_seconds(target.pid)
         level = run_wrk(target, measured[start:] + measured[:start], connections, seconds, work)
+        level["cpu_ms_per_request"] = round(1000 * (tree_cpu_seconds(target.pid) - cpu_before) / max(1, level["requests"]), 2)
         level["repeated"] = max(0, used + level["requests"] - len(measured))
+        level["load_average"] = [round(x, 2) for x in os.getloadavg()]
         used += level["requests"]
         figures["levels"][str(connections)] = level
         figures["memory"][str(connections)] = tree_memory(target.pid)
@@ -194,20 +243,59 @@ def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Name
     ready_s = time.perf_counter() - started
     try:
         log(f"{corpus.name}: searchd ready in {ready_s:.0f}s: {shlex.join(command)}")
+        settled_s = settle(server)
+        log(f"{corpus.name}: the index settled {settled_s:.0f}s later")
         target = Target("searchd", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries],
                         server.process.pid)
         figures = load_levels(target, args.levels, args.seconds, work)
     finally:
         server.stop()
-    return {"command": shlex.join(command), "ready_seconds": round(ready_s, 1), **figures}, index_dir
+    return {"command": shlex.join(command), "ready_seconds": round(ready_s, 1), "settled_seconds": round(settled_s, 1),
+            **figures}, index_dir
+
+
+def settle(server: loadgen.Server, quiet: float = 5.0, limit: float = 300.0) -> float:
+    """Wait until the index generation has not changed for `quiet` seconds: after a bulk index
+    the daemon merges small segments once it is idle, and each worker then opens the new
+    snapshot; the load measures the steady state, not that."""
+    started = time.perf_counter()
+    last, since = None, time.perf_counter()
+    while time.perf_counter() - started < limit:
+        generation = json.loads(server.get("/healthz")[1]).get("generation")
+        if generation != last:
+            last, since = generation, time.perf_counter()
+        elif time.perf_counter() - since >= quiet:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - started
 
 
 # --- in process ----------------------------------------------------------------------------------
 
 def in_process(corpus: corpora.Corpus, index_dir: Path, warm: list[str], queries: list[str], work: Path) -> dict:
     """p50/p90/p99 of searchd's own search and of SQLite FTS5, in this process, on the queries
-    the servers were asked, after the same warm-up queries."""
+    the servers were asked, after the same warm-up queries; and what each answered, to show that
+    they did the same work (hits, each with a highlighted snippet)."""
     from engines import Fts5Engine, Query, SearchdEngine, parse_clauses
+
+    class Fts5AnyWords(Fts5Engine):
+        """FTS5 answering a query as searchd and Typesense do: the articles with all its words,
+        or when there is none, those with any of them (else most two-word queries of random
+        title words find nothing, and cost FTS5 nothing: not the same work)."""
+
+        any_words = False
+
+        def _match(self, query: Query) -> str:
+            match = super()._match(query)
+            return match.replace(" AND ", " OR ") if self.any_words else match
+
+        def search(self, query: Query) -> tuple[int, list]:
+            self.any_words = False
+            total, rows = super().search(query)
+            if total == 0 and len(query.clauses) > 1:
+                self.any_words = True
+                total, rows = super().search(query)
+            return total, rows
 
     def read(texts: list[str]) -> list[Query]:
         return [Query("words", text, parse_clauses(text)) for text in texts]
@@ -217,20 +305,62 @@ def in_process(corpus: corpora.Corpus, index_dir: Path, warm: list[str], queries
     searchd.open(index_dir)
     fts5_dir = work / f"{corpus.name}-fts5"
     fts5_dir.mkdir()
-    fts5 = Fts5Engine()
+    fts5 = Fts5AnyWords()
     fts5.build(corpus.root, fts5_dir)
     fts5.open(fts5_dir)
-    figures = {"queries": len(asked)}
+    figures: dict = {"queries": len(asked)}
     for name, engine in (("searchd", searchd), ("fts5", fts5)):
         for query in warming:  # lazy imports, file reads, caches: as the servers had
             engine.search(query)
-        seconds = []
+        seconds, hits, marked, answered = [], 0, 0, 0
+        cpu_before = time.process_time()
         for query in asked:
             started = time.perf_counter()
-            engine.search(query)
+            _, rows = engine.search(query)
             seconds.append(time.perf_counter() - started)
+            hits += len(rows)
+            marked += sum("<mark>" in row.snippet for row in rows)
+            answered += bool(rows)
+        cpu = time.process_time() - cpu_before
         seconds.sort()
-        figures[name] = {f"p{q}_ms": round(percentile(seconds, q) * 1000, 2) for q in (50, 90, 99)}
+        figures[name] = {**{f"p{q}_ms": round(percentile(seconds, q) * 1000, 2) for q in (50, 90, 99)},
+                         "cpu_ms_per_query": round(1000 * cpu / len(asked), 2),
+                         "queries_with_hits": round(answered / len(asked), 3),
+                         "hits_per_query": round(hits / len(asked), 2),
+                         "hits_with_marked_snippet": round(marked / max(1, hits), 3)}
+    return figures
+
+
+# --- bulk indexing: searchd index against naive Whoosh --------------------------------------------
+
+# engines.WhooshEngine.build in a process of its own: StemmingAnalyzer on title and body, one
+# writer, one commit.
+NAIVE_WHOOSH = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+                "from engines import WhooshEngine; Path(sys.argv[3]).mkdir(); "
+                "WhooshEngine().build(Path(sys.argv[2]), Path(sys.argv[3]))")
+
+
+def index_comparison(corpus: corpora.Corpus, work: Path) -> dict:
+    """`searchd index FOLDER` and naive Whoosh on the same folder, each a whole process from its
+    start to its exit: wall seconds, and CPU seconds of the process and its children."""
+    searchd = [str(Path(sys.executable).parent / "searchd"), "index", str(corpus.root),
+               "--index", str(work / f"{corpus.name}-cli-index"), "--log-level", "WARNING"]
+    naive = [sys.executable, "-c", NAIVE_WHOOSH, str(HERE), str(corpus.root), str(work / f"{corpus.name}-naive-whoosh")]
+    figures: dict = {}
+    for name, command in (("searchd", searchd), ("naive_whoosh", naive)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=3600)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"{shlex.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        figures[name] = {"command": shlex.join(command), "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                         "articles_per_s": round(corpus.documents / seconds), "output": done.stdout.strip()[-300:]}
+        log(f"{corpus.name}: {name} indexed {corpus.documents} articles in {seconds:.1f}s (CPU {cpu:.1f}s)")
+    figures["speedup"] = round(figures["naive_whoosh"]["seconds"] / figures["searchd"]["seconds"], 2)
+    figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return figures
 
 
@@ -279,17 +409,94 @@ def typesense_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Na
 # --- report --------------------------------------------------------------------------------------
 
 ENGINE_LABELS = {"searchd": "searchd", "typesense": "Typesense 0.24.1 (one node)"}
+MEMORY_TARGET_MB = 300
 
 
-def markdown(results: dict) -> str:
-    lines = [f"# HTTP throughput: searchd and Typesense ({results['started']})", "",
-             f"Command: `{results['command']}`  ",
-             f"Machine: {results['machine']['nproc']} cores, {results['machine']['cpu']}; load average "
-             f"{results['load_average_start']} at start, {results['load_average_end']} at end.", ""]
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("inf")
+
+
+def targets(results: dict) -> list[dict]:
+    """Issue 14's targets, per corpus, from this run's figures."""
+    rows = []
     for corpus in results["corpora"]:
-        lines += [f"## {corpus['name']} ({corpus['documents']} articles, {corpus['distinct_queries']} distinct queries)", "",
-                  "| server | connections | req/s | p50 ms | p90 ms | p99 ms | errors | repeated queries | RSS MB | PSS MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        name, s, t = corpus["name"], corpus.get("searchd"), corpus.get("typesense")
+        if s is None:
+            continue
+        levels = s["levels"]
+        one, eight = levels.get("1"), levels.get("8")
+        if t is not None and eight is not None and "8" in t["levels"]:
+            ratio = _ratio(eight["requests_per_s"], t["levels"]["8"]["requests_per_s"])
+            rows.append({"corpus": name, "target": "8 connections: searchd's req/s >= 0.8x Typesense's",
+                         "measured": f"{eight['requests_per_s']} vs {t['levels']['8']['requests_per_s']} req/s "
+                                     f"(CPU per request {_cpu(eight)} vs {_cpu(t['levels']['8'])} ms)",
+                         "ratio": ratio, "met": ratio >= 0.8})
+        if t is not None and one is not None and "1" in t["levels"]:
+            ratio = _ratio(one["p50_ms"], t["levels"]["1"]["p50_ms"])
+            rows.append({"corpus": name, "target": "1 connection: searchd's p50 <= 1.5x Typesense's",
+                         "measured": f"{one['p50_ms']} vs {t['levels']['1']['p50_ms']} ms", "ratio": ratio,
+                         "met": ratio <= 1.5})
+        if one is not None and eight is not None:
+            ratio = _ratio(eight["requests_per_s"], one["requests_per_s"])
+            rows.append({"corpus": name, "target": "searchd: req/s at 8 connections >= 1.5x req/s at 1",
+                         "measured": f"{eight['requests_per_s']} vs {one['requests_per_s']} req/s", "ratio": ratio,
+                         "met": ratio >= 1.5})
+        errors = {engine: sum(level["errors"] for level in corpus[engine]["levels"].values())
+                  for engine in ("searchd", "typesense") if engine in corpus}
+        rows.append({"corpus": name, "target": "zero errors (every level, both servers)",
+                     "measured": ", ".join(f"{engine} {count}" for engine, count in errors.items()),
+                     "ratio": sum(errors.values()), "met": not any(errors.values())})
+        rows.append({"corpus": name, "target": "memory of all searchd processes (PSS, peak over the levels)"
+                                               + (f" <= {MEMORY_TARGET_MB} MB" if name == "reuters" else ": reported"),
+                     "measured": f"{s['peak_pss_mb']} MB ({_roles(s)})",
+                     "ratio": _ratio(s["peak_pss_mb"], MEMORY_TARGET_MB),
+                     "met": s["peak_pss_mb"] <= MEMORY_TARGET_MB if name == "reuters" else None})
+        inproc = corpus.get("in_process")
+        if inproc and one is not None:
+            gap = round(one["p50_ms"] - inproc["searchd"]["p50_ms"], 2)
+            rows.append({"corpus": name, "target": "1 connection: HTTP p50 within 1 ms of the in-process p50",
+                         "measured": f"{one['p50_ms']} vs {inproc['searchd']['p50_ms']} ms ({gap:+} ms; CPU per "
+                                     f"request {_cpu(one)} ms, all processes, vs "
+                                     f"{inproc['searchd'].get('cpu_ms_per_query', '?')} ms per search)",
+                         "ratio": gap, "met": gap <= 1.0})
+            ratio = _ratio(one["p50_ms"], inproc["fts5"]["p50_ms"])
+            rows.append({"corpus": name, "target": "HTTP p50 <= 3x SQLite FTS5's in-process p50 (highlighted snippet)",
+                         "measured": f"{one['p50_ms']} vs {inproc['fts5']['p50_ms']} ms", "ratio": ratio,
+                         "met": ratio <= 3})
+        bulk = corpus.get("indexing")
+        if bulk:
+            rows.append({"corpus": name, "target": "`searchd index`, whole process, >= 3x faster than naive Whoosh",
+                         "measured": f"{bulk['searchd']['seconds']} vs {bulk['naive_whoosh']['seconds']} s",
+                         "ratio": bulk["speedup"], "met": bulk["speedup"] >= 3})
+    return rows
+
+
+def _cpu(level: dict) -> str:
+    return str(level.get("cpu_ms_per_request", "?"))
+
+
+def _roles(figures: dict) -> str:
+    peak = max(figures["memory"].values(), key=lambda m: m["pss_mb"])
+    return f"{peak['processes']} processes: " + ", ".join(f"{role} {mb}" for role, mb in peak.get("pss_mb_by_role", {}).items())
+
+
+def markdown(results: dict, chart_path: str = CHART) -> str:
+    m = results["machine"]
+    lines = [f"Command: `.venv/bin/python {results['command']}`, started {results['started']}, "
+             f"finished {results.get('finished', '?')}.", "",
+             f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, gunicorn "
+             f"{m.get('gunicorn', '?')}, wrk; load average {results['load_average_start']} at start, "
+             f"{results.get('load_average_end', '?')} at end (1, 5, 15 minutes; the benchmark itself keeps "
+             "the cores busy while it runs: a load above the core count at the start means other work "
+             "shared the machine).", "",
+             "### Targets", "", "| corpus | target | measured | ratio | met |", "|---|---|---|---|---|"]
+    for row in targets(results):
+        met = "reported" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        lines.append(f"| {row['corpus']} | {row['target']} | {row['measured']} | {row['ratio']} | {met} |")
+    for corpus in results["corpora"]:
+        lines += ["", f"### {corpus['name']} ({corpus['documents']:,} articles, {corpus['distinct_queries']:,} distinct queries)", "",
+                  "| server | connections | req/s | p50 ms | p90 ms | p99 ms | errors | repeated queries | CPU ms per request (all processes) | RSS MB | PSS MB | load average |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for engine in ("searchd", "typesense"):
             if engine not in corpus:
                 continue
@@ -298,13 +505,41 @@ def markdown(results: dict) -> str:
                 memory = figures["memory"][level]
                 lines.append(f"| {ENGINE_LABELS[engine]} | {level} | {row['requests_per_s']} | {row['p50_ms']} | "
                              f"{row['p90_ms']} | {row['p99_ms']} | {row['errors']} | {row['repeated']} | "
-                             f"{memory['rss_mb']} | {memory['pss_mb']} |")
+                             f"{row.get('cpu_ms_per_request', '?')} | {memory['rss_mb']} | {memory['pss_mb']} | "
+                             f"{row.get('load_average', ['?'])[0]} |")
+        if "searchd" in corpus:
+            lines += ["", f"searchd: `{corpus['searchd']['command']}` ({_roles(corpus['searchd'])} MB PSS at the peak)."]
         inproc = corpus.get("in_process")
         if inproc:
-            lines += ["", f"In process ({inproc['queries']} queries): searchd p50 {inproc['searchd']['p50_ms']} ms, "
-                          f"SQLite FTS5 p50 {inproc['fts5']['p50_ms']} ms (with a highlighted snippet)."]
-        lines += [""]
+            s, f = inproc["searchd"], inproc["fts5"]
+            lines += ["", f"In process, on the first {inproc['queries']:,} queries of the 1-connection level: searchd "
+                          f"p50 {s['p50_ms']} / p90 {s['p90_ms']} / p99 {s['p99_ms']} ms, SQLite FTS5 p50 {f['p50_ms']} / "
+                          f"p90 {f['p90_ms']} / p99 {f['p99_ms']} ms. Answers: searchd {s['hits_per_query']} hits per "
+                          f"query ({s['queries_with_hits']:.0%} of queries with hits, {s['hits_with_marked_snippet']:.0%} of "
+                          f"hits with a marked snippet), FTS5 {f['hits_per_query']} ({f['queries_with_hits']:.0%}, "
+                          f"{f['hits_with_marked_snippet']:.0%}). CPU per query in process: searchd "
+                          f"{s.get('cpu_ms_per_query', '?')} ms, FTS5 {f.get('cpu_ms_per_query', '?')} ms."]
+        bulk = corpus.get("indexing")
+        if bulk:
+            lines += ["", f"Bulk indexing, whole process from start to exit: `searchd index` {bulk['searchd']['seconds']} s "
+                          f"({bulk['searchd']['articles_per_s']} articles/s, CPU {bulk['searchd']['cpu_seconds']} s), naive "
+                          f"Whoosh {bulk['naive_whoosh']['seconds']} s ({bulk['naive_whoosh']['articles_per_s']} articles/s, "
+                          f"CPU {bulk['naive_whoosh']['cpu_seconds']} s): {bulk['speedup']}x."]
+    lines += ["", f"![requests per second against connections, searchd and Typesense]({chart_path})", ""]
     return "\n".join(lines)
+
+
+def publish(results: dict, out: Path) -> None:
+    """The chart into docs/, the tables into the marked block of docs/benchmarks.md."""
+    shutil.copy(out / "http_throughput.png", DOCS / CHART)
+    (DOCS / "bench-http-results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    page = DOCS / "benchmarks.md"
+    text = page.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        text = text.rstrip() + "\n\n" + START + "\n" + END + "\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(head + START + "\n" + markdown(results) + "\n" + END + tail, encoding="utf-8")
 
 
 def chart(results: dict, path: Path) -> None:
@@ -367,7 +602,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"(default: {DEFAULT_SEARCHD_COMMAND!r})")
     parser.add_argument("--searchd-args", default="", help='more server arguments, e.g. "--workers 2"')
     parser.add_argument("--engines", default="searchd,typesense")
+    parser.add_argument("--index-corpora", default="reuters",
+                        help="corpora on which `searchd index` is timed against naive Whoosh (comma-separated; '' for none)")
+    parser.add_argument("--publish", action="store_true",
+                        help="also write the tables and the chart into docs/ (refused on a busy machine)")
     args = parser.parse_args(argv)
+    args.index_corpora = {name for name in args.index_corpora.split(",") if name}
     args.levels = [int(c) for c in args.connections.split(",")]
     args.engine_set = set(args.engines.split(","))
     return args
@@ -386,6 +626,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     from run import machine
 
+    busy = os.getloadavg()[0]
+    if args.publish and busy > QUIET_LOAD * (os.cpu_count() or 1):
+        print(f"error: load average {busy:.2f} on {os.cpu_count()} cores: the machine is busy, and figures "
+              "from a busy machine are not published (run without --publish, or when it is quiet)", file=sys.stderr)
+        sys.exit(3)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"command": shlex.join(["benchmarks/http_throughput.py", *(argv if argv is not None else sys.argv[1:])]),
                      "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
@@ -407,13 +652,18 @@ def main(argv: list[str] | None = None) -> None:
             if "typesense" in args.engine_set:
                 entry["typesense"] = typesense_side(corpus, queries, args, work)
                 entry["load_average_after_typesense"] = [round(x, 2) for x in os.getloadavg()]
+            if corpus.name in args.index_corpora:
+                entry["indexing"] = index_comparison(corpus, work)
             (args.out / "results.json").write_text(json.dumps(results, indent=1))
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    (args.out / "results.md").write_text(markdown(results))
+    (args.out / "results.md").write_text(markdown(results, "http_throughput.png"))
     chart(results, args.out / "http_throughput.png")
     log(f"results in {args.out}/results.json, results.md and http_throughput.png")
+    if args.publish:
+        publish(results, args.out)
+        log(f"published into docs/benchmarks.md, docs/{CHART} and docs/bench-http-results.json")
 
 
 if __name__ == "__main__":

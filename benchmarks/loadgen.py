@@ -1,6 +1,6 @@
 """searchd end to end over HTTP: start `searchd serve` on an indexed folder, drive /api/search
 with N concurrent keep-alive clients (threads), report requests/s, latency percentiles, errors
-and the server's peak RSS."""
+and the peak PSS of all the server's processes (its daemon and web workers)."""
 
 from __future__ import annotations
 
@@ -63,13 +63,21 @@ class Server:
         finally:
             conn.close()
 
-    def peak_rss_mb(self) -> dict[str, float]:
-        fields = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmHWM", "VmRSS"):
-                fields[name] = round(int(value.split()[0]) / 1024, 1)
-        return {"peak_rss_mb": fields.get("VmHWM", 0.0), "rss_mb": fields.get("VmRSS", 0.0)}
+    def memory(self) -> dict[str, float]:
+        """PSS and RSS (MB) summed over the server's process and all its descendants (PSS counts
+        a page the processes share once in all; RSS in each)."""
+        import psutil
+
+        members = [psutil.Process(self.process.pid)]
+        members += members[0].children(recursive=True)
+        pss = rss = 0
+        for member in members:
+            try:
+                info = member.memory_full_info()
+            except psutil.Error:  # a parser worker that just ended
+                continue
+            pss, rss = pss + info.pss, rss + info.rss
+        return {"pss_mb": round(pss / 2**20, 1), "rss_mb": round(rss / 2**20, 1), "processes": len(members)}
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -80,11 +88,11 @@ class Server:
             self.process.wait()
 
 
-def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int, threads: int = 8) -> Server:
+def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int) -> Server:
     port = free_port()
     searchd = Path(sys.executable).parent / "searchd"
     command = [str(searchd), "serve", str(folder), "--index", str(index_dir), "--port", str(port),
-               "--threads", str(threads), "--log-level", "WARNING"]
+               "--log-level", "WARNING"]
     return launch(command, port, index_dir.parent / f"{index_dir.name}-serve.log", repo, documents)
 
 
@@ -171,11 +179,13 @@ def run_http(repo: Path, folder: Path, index_dir: Path, documents: int, queries:
             server.get(path)
         results = {}
         offset = 0
+        peak: dict[str, float] = {"pss_mb": 0.0}
         for clients in client_counts:
             share = paths[offset:] + paths[:offset]
             results[str(clients)] = load(server.port, share, clients, seconds)
             offset = (offset + results[str(clients)]["requests"]) % len(paths)
-        results.update(server.peak_rss_mb())
+            peak = max(peak, server.memory(), key=lambda m: m["pss_mb"])
+        results.update({"peak_pss_mb": peak["pss_mb"], "rss_mb": peak.get("rss_mb"), "processes": peak.get("processes")})
         results["distinct_queries"] = len(paths)
         return results
     finally:

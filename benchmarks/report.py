@@ -56,9 +56,14 @@ def targets(results: dict) -> list[dict]:
             rows.append({"target": "HTTP, 8 clients: p95 within 1.5x of in-process p95 at the same concurrency (8 threads), zero errors",
                          "measured": f"{http['8']['p95_ms']} ms vs {concurrent['p95_ms']} ms in-process, {http['8']['errors']} errors",
                          "ratio": ratio, "met": ratio <= 1.5 and http["8"]["errors"] == 0})
-        rows.append({"target": "peak RSS of `searchd serve` on Reuters after indexing: <= 250 MB",
-                     "measured": f"{http['peak_rss_mb']} MB", "ratio": _ratio(http["peak_rss_mb"], 250),
-                     "met": http["peak_rss_mb"] <= 250})
+        if "peak_pss_mb" in http:  # issue 14: a daemon and a web worker per core, PSS of them all
+            rows.append({"target": "memory of all `searchd serve` processes (PSS) on Reuters after the load: <= 300 MB",
+                         "measured": f"{http['peak_pss_mb']} MB ({http['processes']} processes)",
+                         "ratio": _ratio(http["peak_pss_mb"], 300), "met": http["peak_pss_mb"] <= 300})
+        else:  # results of a run before issue 14: one process
+            rows.append({"target": "peak RSS of `searchd serve` on Reuters after indexing: <= 250 MB",
+                         "measured": f"{http['peak_rss_mb']} MB", "ratio": _ratio(http["peak_rss_mb"], 250),
+                         "met": http["peak_rss_mb"] <= 250})
     big = results["corpora"][-1]
     if big is not ref and "searchd" in big["engines"] and "searchd" in e:
         size = big["documents"] / ref["documents"]
@@ -78,8 +83,9 @@ def markdown(results: dict, chart_prefix: str = "") -> str:
         f"finished {results.get('finished', '?')}.",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['os']}; "
-        f"whoosh-reloaded {m['whoosh-reloaded']}, tantivy {m['tantivy']}, SQLite {m['sqlite']}, waitress {m['waitress']}. "
-        f"Load average at start {results['load_average_start'][0]:.2f}, at end {results.get('load_average_end', [0])[0]:.2f} "
+        f"whoosh-reloaded {m['whoosh-reloaded']}, tantivy {m['tantivy']}, SQLite {m['sqlite']}, "
+        + (f"gunicorn {m['gunicorn']}. " if "gunicorn" in m else f"waitress {m['waitress']}. ")
+        + f"Load average at start {results['load_average_start'][0]:.2f}, at end {results.get('load_average_end', [0])[0]:.2f} "
         "(the benchmark itself keeps one to two cores busy; a load well above the core count would mean "
         "other work shared the machine).",
         "",
@@ -120,12 +126,13 @@ def markdown(results: dict, chart_prefix: str = "") -> str:
                 "| kind | " + " | ".join(LABELS[e] for e in engines) + " |", "|---" * (len(engines) + 1) + "|"]
         for kind in kinds:
             out.append(f"| {kind} | " + " | ".join(str(ref["engines"][e]["latency_by_kind"][kind]["p50_ms"]) for e in engines) + " |")
-    out += ["", "### searchd end to end over HTTP (`searchd serve`, waitress 8 threads)", "",
+    server = "a web worker per core" if m.get("gunicorn", "absent") != "absent" else "waitress 8 threads"
+    out += ["", f"### searchd end to end over HTTP (`searchd serve`, {server})", "",
             "Closed loop: each client sends its next request when the last is answered. Distinct random one- and "
             "two-word queries from the corpus titles (no request is a result-cache hit); the in-process column "
             "runs 300 of the same queries through `Searcher.search` in one thread, and 600 more from 8 threads "
             "at once (the 8-thread column).", "",
-            "| corpus | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | in-process p50 / p95 ms | in-process, 8 threads, p50 / p95 ms | serve peak RSS MB |",
+            "| corpus | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | in-process p50 / p95 ms | in-process, 8 threads, p50 / p95 ms | serve peak memory MB |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for corpus in results["corpora"]:
         http = corpus.get("http")
@@ -137,10 +144,16 @@ def markdown(results: dict, chart_prefix: str = "") -> str:
             h = http[clients]
             out.append(f"| {corpus['name']} | {clients} | {h['requests_per_s']} | {h['p50_ms']} | {h['p95_ms']} | "
                        f"{h['p99_ms']} | {h['errors']} | {base.get('p50_ms')} / {base.get('p95_ms')} | "
-                       f"{threaded.get('p50_ms', '–')} / {threaded.get('p95_ms', '–')} | {http['peak_rss_mb']} |")
+                       f"{threaded.get('p50_ms', '–')} / {threaded.get('p95_ms', '–')} | {_serve_memory(http)} |")
     out += ["", f"![query latency against corpus size]({chart_prefix}{CHARTS['latency']})", "",
             f"![indexing throughput against corpus size]({chart_prefix}{CHARTS['indexing']})", ""]
     return "\n".join(out)
+
+
+def _serve_memory(http: dict) -> str:
+    if "peak_pss_mb" in http:
+        return f"{http['peak_pss_mb']} PSS, all {http['processes']} processes"
+    return f"{http['peak_rss_mb']} RSS"
 
 
 def charts(results: dict, out: Path) -> None:

@@ -174,7 +174,7 @@ def machine() -> dict:
     import sqlite3
 
     versions = {}
-    for package in ("whoosh-reloaded", "tantivy", "waitress", "flask"):
+    for package in ("whoosh-reloaded", "tantivy", "gunicorn", "flask"):
         try:
             from importlib.metadata import version
 

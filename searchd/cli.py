@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -60,11 +59,17 @@ def daemon_options(f: Callable) -> Callable:
 def web_options(f: Callable) -> Callable:
     f = click.option("--host", help="Address to bind [env SEARCHD_HOST; default 127.0.0.1]")(f)
     f = click.option("--port", type=int, help="Port [env SEARCHD_PORT; default 8080]")(f)
-    f = click.option("--threads", type=int, help="Worker threads of the WSGI server [default 8]")(f)
+    f = click.option("--workers", type=int,
+                     help="Web worker processes [env SEARCHD_WORKERS; default 0: one per core this process may use]")(f)
+    f = click.option("--threads", type=int,
+                     help="Threads per worker process, for keep-alive and slow clients [env SEARCHD_THREADS; default 8]")(f)
     f = click.option("--token", help="Require this token on every request but /healthz [env SEARCHD_TOKEN]")(f)
     f = click.option("--cors", "cors_origins", metavar="ORIGINS",
                      help="Let these origins (comma-separated, or *) call the JSON API from a browser "
                           "[env SEARCHD_CORS_ORIGINS; default: none]")(f)
+    f = click.option("--open-metrics", is_flag=True, default=None,
+                     help="Answer /metrics without the token to clients on this machine (a local Prometheus) "
+                          "[env SEARCHD_OPEN_METRICS]")(f)
     return f
 
 
@@ -92,58 +97,13 @@ def _start_daemon(config: Config):
         raise click.ClickException(str(exc)) from None
 
 
-class _OncePerInterval(logging.Filter):
-    """Waitress warns "Task queue depth is N" on every request that waits for a thread: under
-    steady load from more clients than threads, a line per request. One a minute says the same."""
+def _serve_http(config: Config, with_daemon: bool) -> None:
+    from .serving import ServeError, run
 
-    def __init__(self, seconds: float = 60.0) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.last_shown = float("-inf")
-        self.suppressed = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = time.monotonic()
-        if now - self.last_shown < self.seconds:
-            self.suppressed += 1
-            return False
-        if self.suppressed:
-            record.msg = f"{record.msg} ({self.suppressed} more since the last one not shown)"
-        self.last_shown, self.suppressed = now, 0
-        return True
-
-
-def _serve_http(config: Config, status: Callable[[], dict[str, Any]] | None) -> None:
-    from waitress import create_server
-
-    from .web import create_app
-
-    queue_log = logging.getLogger("waitress.queue")
-    if not any(isinstance(f, _OncePerInterval) for f in queue_log.filters):
-        queue_log.addFilter(_OncePerInterval())
-
-    app = create_app(config, status=status, warm_up=True)
     try:
-        server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="searchd")
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
-    if not _is_loopback(config.host):
-        log.warning("listening on %s: anyone who can reach this machine can search the folder%s",
-                    config.host, "" if config.token else " (set --token to require a password)")
-    click.echo(f"searchd: serving http://{_display_host(config.host)}:{server.effective_port}/ "
-               f"(folder {config.folder}, index {config.index_dir}); Ctrl-C stops", err=True)
-    server.run()
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def _display_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+        run(config, with_daemon)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -153,16 +113,10 @@ def _display_host(host: str) -> str:
 @web_options
 @daemon_options
 def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
-    """Index FOLDER, keep the index in sync with it, and serve the search page and API."""
+    """Index FOLDER, keep the index in sync with it, and serve the search page and API (the
+    daemon in one process, the web server in --workers processes)."""
     config = _config(folder=folder_arg or folder, **options)
-    daemon = _start_daemon(config)
-    _raise_on_sigterm()
-    try:
-        _serve_http(config, status=daemon.status)
-    except KeyboardInterrupt:
-        click.echo("searchd: stopping", err=True)
-    finally:
-        daemon.stop()
+    _serve_http(config, with_daemon=True)
 
 
 @main.command()
@@ -191,11 +145,7 @@ def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
 def web(**options: Any) -> None:
     """Serve the search page and API from an index another process keeps up to date."""
     config = _config(**options)
-    _raise_on_sigterm()
-    try:
-        _serve_http(config, status=None)
-    except KeyboardInterrupt:
-        click.echo("searchd: stopping", err=True)
+    _serve_http(config, with_daemon=False)
 
 
 @main.command("index")

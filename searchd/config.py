@@ -28,8 +28,12 @@ class Config:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     threads: int = 8
+    # Web worker processes of `serve` and `web`; 0: one per core this process may run on.
+    workers: int = 0
     token: str | None = None
     cors_origins: tuple[str, ...] = ()
+    # /metrics without the token for a scraper on this machine (a loopback client).
+    open_metrics: bool = False
     log_level: str = "INFO"
 
     @classmethod
@@ -64,8 +68,10 @@ _ENV_NAMES = {
     "include": "SEARCHD_INCLUDE",
     "exclude": "SEARCHD_EXCLUDE",
     "threads": "SEARCHD_THREADS",
+    "workers": "SEARCHD_WORKERS",
     "token": "SEARCHD_TOKEN",
     "cors_origins": "SEARCHD_CORS_ORIGINS",
+    "open_metrics": "SEARCHD_OPEN_METRICS",
     "log_level": "SEARCHD_LOG_LEVEL",
 }
 

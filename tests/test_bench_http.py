@@ -29,13 +29,16 @@ def test_short_run_measures_both_servers(tmp_path: Path) -> None:
     make_archives(tmp_path, articles=40)
     out = tmp_path / "out"
     done = run("--corpora", str(tmp_path), "--out", str(out), "--seconds", "2", "--connections", "1,4",
-               "--queries", "400", "--inprocess-queries", "40", "--searchd-args", "--threads 4")
+               "--queries", "400", "--inprocess-queries", "40", "--searchd-args", "--workers 2")
     assert done.returncode == 0, done.stderr[-3000:]
 
     results = json.loads((out / "results.json").read_text())
     assert [c["name"] for c in results["corpora"]] == ["bbc", "reuters"]
     for corpus in results["corpora"]:
-        assert corpus["searchd"]["command"].endswith("--threads 4")
+        assert corpus["searchd"]["command"].endswith("--workers 2")
+        # All of searchd's processes are measured: the main one, its daemon, two web workers.
+        roles = corpus["searchd"]["memory"]["4"]["pss_mb_by_role"]
+        assert {"main", "daemon", "web workers"} <= set(roles) and corpus["searchd"]["memory"]["4"]["processes"] >= 4
         for engine in ("searchd", "typesense"):
             figures = corpus[engine]
             # Both do the work the comparison claims: hits, highlighted snippets, the facet.
@@ -48,9 +51,17 @@ def test_short_run_measures_both_servers(tmp_path: Path) -> None:
                 assert 0 < level["p50_ms"] <= level["p90_ms"] <= level["p99_ms"]
             assert all(m["pss_mb"] > 0 and m["processes"] >= 1 for m in figures["memory"].values())
         assert corpus["typesense"]["documents"] == corpus["documents"]
-        assert corpus["in_process"]["searchd"]["p50_ms"] > 0 and corpus["in_process"]["fts5"]["p50_ms"] > 0
+        for engine in ("searchd", "fts5"):  # in process, the same work: hits with a marked snippet
+            figures = corpus["in_process"][engine]
+            assert figures["p50_ms"] > 0 and figures["hits_per_query"] > 0 and figures["hits_with_marked_snippet"] > 0
+    indexing = results["corpora"][1]["indexing"]  # Reuters: `searchd index` against naive Whoosh
+    assert indexing["searchd"]["seconds"] > 0 and indexing["naive_whoosh"]["seconds"] > 0 and indexing["speedup"] > 0
+    assert "indexing" not in results["corpora"][0]
     assert (out / "http_throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| searchd | 4 |" in (out / "results.md").read_text()
+    report = (out / "results.md").read_text()
+    assert "| searchd | 4 |" in report and "### Targets" in report
+    assert "8 connections" not in report  # no target is judged on a level that was not run
+    assert "`searchd index`, whole process" in report
 
 
 def test_refuses_clearly_without_the_archives(tmp_path: Path) -> None:

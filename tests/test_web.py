@@ -345,7 +345,7 @@ def test_openapi_describes_every_api_route(app: Flask, client: FlaskClient) -> N
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
     routes = {re.sub(r"<path:(\w+)>", "{id}", rule.rule) for rule in app.url_map.iter_rules()}
-    for path in ("/api/search", "/api/suggest", "/api/doc/{id}", "/api/similar/{id}", "/healthz"):
+    for path in ("/api/search", "/api/suggest", "/api/doc/{id}", "/api/similar/{id}", "/healthz", "/metrics"):
         assert path in spec["paths"] and path in routes
     required = spec["components"]["schemas"]["SearchResult"]["required"]
     assert set(required) <= set(client.get("/api/search?q=solar").get_json())

@@ -44,7 +44,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 WITH_PARAMETERS = ["/api/search", "/api/suggest", "/api/doc/{id}", "/api/similar/{id}"]
-CASES = [(path, GenerationMode.POSITIVE) for path in [*WITH_PARAMETERS, "/healthz", "/api/openapi.json"]] + [
+CASES = [(path, GenerationMode.POSITIVE) for path in [*WITH_PARAMETERS, "/healthz", "/metrics", "/api/openapi.json"]] + [
     (path, GenerationMode.NEGATIVE) for path in WITH_PARAMETERS  # nothing to get wrong without parameters
 ]
 

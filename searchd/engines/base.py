@@ -116,12 +116,34 @@ class IndexStats:
     small_segments: int = 0  # what merging would work on (engines that merge)
 
 
+@dataclass
+class Durations:
+    """How long something took, counted in fixed buckets (a Prometheus histogram's shape), small
+    enough to publish with the daemon's status after every commit."""
+
+    bounds: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+    counts: list[int] = field(default_factory=list)  # per bound, then one for "more"
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+        self.counts[next((i for i, bound in enumerate(self.bounds) if seconds <= bound), len(self.bounds))] += 1
+        self.total += seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bounds": list(self.bounds), "counts": self.counts or [0] * (len(self.bounds) + 1),
+                "sum": round(self.total, 6)}
+
+
 class EngineWriter(ABC):
-    """The one writer of a source. Counts its commits; `stop_requested`, when set, lets a long
-    batch give up between documents (a stopping process must not index thousands first)."""
+    """The one writer of a source. Counts its commits (and, engines that time them, how long
+    they took); `stop_requested`, when set, lets a long batch give up between documents (a
+    stopping process must not index thousands first)."""
 
     commits: int = 0
     last_commit: float | None = None
+    commit_seconds: Durations | None = None
     rebuild_reason: str | None = None
     stop_requested: Any = None  # a threading.Event
 

@@ -50,8 +50,11 @@ class Daemon:
     `writer_options` go to the engine's `open_writer` (e.g. max_segments)."""
 
     def __init__(self, config: Config, engine: Engine | None = None, native_observer: Callable[[], Any] = Observer,
-                 **writer_options: Any):
+                 publish: Callable[[dict[str, Any]], None] | None = None, **writer_options: Any):
         self.config = config
+        # Also handed every status the engine publishes: `searchd serve` keeps it outside the
+        # index (its web workers read it there, also when the index's disk is full).
+        self.publish = publish
         self.engine = engine or open_engine(config)
         self.writer_options = writer_options
         self.root = Path(config.folder).resolve()
@@ -396,6 +399,8 @@ class Daemon:
             "progress": {"done": progress[0], "total": progress[1]} if progress and progress[1] else None,
             "last_commit": (writer.last_commit if writer else None) or (stats.last_commit if stats else None),
             "commits": writer.commits if writer else 0,
+            # How long commits took (a histogram's buckets, for /metrics of any web process).
+            "commit_seconds": writer.commit_seconds.to_json() if writer and writer.commit_seconds else None,
             "observer": self.observer_kind,
             "lag_seconds": self.lag_seconds(),
             "skipped": dict(sorted(self.skipped.items())),
@@ -411,10 +416,12 @@ class Daemon:
         if self.writer is None:
             return
         with self._status_lock:
-            try:
-                self.writer.publish_status(self.status())
-            except OSError as exc:
-                log.debug("cannot write status file: %s", exc)
+            status = self.status()
+            for publish in filter(None, (self.publish, self.writer.publish_status)):
+                try:
+                    publish(status)
+                except OSError as exc:
+                    log.debug("cannot publish the status: %s", exc)
 
 
 def _overall(state: str, pending: int, error: str) -> str:

@@ -15,12 +15,13 @@ from werkzeug.routing import PathConverter
 from ..config import Config
 from ..engines import open_engine
 from ..search import Searcher
-from . import errors, security
+from . import errors, metrics, security
 from .api import api
 from .args import PAGE_SIZE
 from .caching import ResponseCache, static_versions
+from .metrics import Metrics
 from .pages import pages
-from .views import Site, StatusProvider, default_status
+from .views import Site, StatusProvider, default_status, published_status
 
 
 def web_dir() -> Path:
@@ -34,9 +35,11 @@ def web_dir() -> Path:
 
 
 def create_app(config: Config, status: StatusProvider | None = None, cache_entries: int = 512,
-               warm_up: bool = False) -> Flask:
-    """`status` is the daemon's, when it runs in this process; otherwise what the daemon last
-    published is read from the engine."""
+               warm_up: bool = False, instance: str | None = None, status_file: Path | None = None) -> Flask:
+    """`status` is the daemon's, when it runs in this process; `status_file` where the daemon of
+    `searchd serve` publishes it; otherwise what the daemon last published is read from the
+    engine. `instance` names the server in ETags: the worker processes of one server share it,
+    so a client's ETag is good in any of them."""
     folder = web_dir()
     app = Flask("searchd", template_folder=str(folder / "templates"), static_folder=None)
     # Ids are file paths, and a file name may contain a newline: Werkzeug's default path converter
@@ -46,16 +49,22 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     searcher = Searcher(reader)
     if warm_up:
         threading.Thread(target=searcher.warm_up, name="searchd-warm-up", daemon=True).start()
+    status = status or default_status(reader)
+    if status_file is not None:
+        status = published_status(status_file, status)
     site = Site(
         config=config,
         searcher=searcher,
-        status=status or default_status(reader),
+        status=status,
         cache=ResponseCache(cache_entries),
         static_dir=folder / "static",
         static_versions=static_versions(folder / "static"),
         openapi=orjson.loads((folder / "openapi.json").read_bytes()),
+        metrics=Metrics(),
+        **({"instance": instance} if instance else {}),
     )
     app.extensions["searchd"] = site
+    metrics.install(app, site.metrics)  # first: its clock starts before the other hooks run
     app.register_blueprint(pages)
     app.register_blueprint(api)
     errors.install(app)

@@ -29,7 +29,7 @@ def json_response(data: object, status: int = 200) -> Response:
 
 
 def is_api(path: str) -> bool:
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith("/api/") or path in ("/healthz", "/metrics")
 
 
 def error(status: int, code: str, message: str) -> Response | tuple[str, int]:

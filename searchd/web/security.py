@@ -11,6 +11,7 @@ import hmac
 from flask import Flask, Response, abort, current_app, request
 
 from ..config import Config
+from . import metrics
 from .caching import gzip_response
 from .errors import error, is_api
 
@@ -62,7 +63,7 @@ def guard() -> Response | None:
         abort(413, description=f"request bodies are limited to {MAX_BODY_BYTES} bytes")
     if request.method == "OPTIONS" and config.cors_origins and is_api(request.path):
         return _preflight(config)
-    if request.endpoint not in _OPEN_ENDPOINTS and not authorized():
+    if request.endpoint not in _OPEN_ENDPOINTS and not authorized() and not _open_metrics(config):
         response = current_app.make_response(error(
             401, "unauthorized",
             "this searchd requires a token: send `Authorization: Bearer TOKEN` or log in with the token as password"))
@@ -70,6 +71,10 @@ def guard() -> Response | None:
         response.headers.add("WWW-Authenticate", 'Bearer realm="searchd"')
         return response
     return None
+
+
+def _open_metrics(config: Config) -> bool:
+    return config.open_metrics and request.endpoint == metrics.ENDPOINT and metrics.loopback_client()
 
 
 def finish(response: Response) -> Response:

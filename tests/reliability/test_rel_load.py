@@ -1,6 +1,7 @@
-"""Load with churn: 32 concurrent clients search a live `searchd serve` for 60 s while files are
-added, edited and deleted at 20 per second. Zero 5xx, p50/p99 recorded, memory flat, and at the
-end every surviving file is searchable with its final content and every deleted one is gone.
+"""Load with churn: 32 concurrent clients search a live `searchd serve` (its daemon, and a web
+worker per core) for 60 s while files are added, edited and deleted at 20 per second. Zero 5xx,
+p50/p99 recorded, memory of all its processes flat, and at the end every surviving file is
+searchable with its final content and every deleted one is gone.
 
 SEARCHD_LOAD_SECONDS shortens or lengthens the run (default 60).
 """
@@ -124,6 +125,19 @@ class Client(threading.Thread):
         conn.close()
 
 
+def tree_memory(process: psutil.Process) -> dict[str, float]:
+    """PSS and USS (MB) of a process and all its descendants: the server's daemon and web workers
+    share pages (code, the index in the page cache), which PSS counts once in all."""
+    pss = uss = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            info = member.memory_full_info()
+        except psutil.Error:  # a parser worker that just exited
+            continue
+        pss, uss = pss + info.pss, uss + info.uss
+    return {"pss": pss / 2**20, "uss": uss / 2**20}
+
+
 def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, MB) samples, in MB per minute."""
     xs, ys = [s[0] for s in samples], [s[1] for s in samples]
@@ -138,9 +152,10 @@ def test_load_with_churn(tmp_path: Path, spawn) -> None:
     folder, index_dir = tmp_path / "articles", tmp_path / "index"
     stop = threading.Event()
     churn = Churn(folder, stop, initial=600)
-    server = spawn("serve", folder, index_dir, "--threads", "8")
+    server = spawn("serve", folder, index_dir)
     server.wait_ready().wait_caught_up(timeout=120)
     process = psutil.Process(server.proc.pid)
+    workers = len(os.sched_getaffinity(0))
     # Warm up: the first searches open searchers and fill caches; memory is measured after that.
     for word in WORDS:
         get(server.port, f"/api/search?q={word}")
@@ -152,9 +167,9 @@ def test_load_with_churn(tmp_path: Path, spawn) -> None:
     for client in clients:
         client.start()
     while time.monotonic() - started < SECONDS:
-        memory = process.memory_info()
-        rss.append((time.monotonic() - started, memory.rss / 2**20))
-        anonymous.append((memory.rss - memory.shared) / 2**20)
+        memory = tree_memory(process)
+        rss.append((time.monotonic() - started, memory["pss"]))
+        anonymous.append(memory["uss"])
         time.sleep(1)
     stop.set()
     churn.join()
@@ -176,9 +191,10 @@ def test_load_with_churn(tmp_path: Path, spawn) -> None:
         f"statuses {dict(sorted(statuses.items()))}, connection failures {len(failures)}, "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms; "
         f"{churn.operations} file changes ({churn.operations / elapsed:.1f}/s); "
-        f"RSS start {rss[0][1]:.0f} MB, end {rss[-1][1]:.0f} MB, max {max(mb for _, mb in rss):.0f} MB, "
+        f"{workers} web workers; PSS of all processes start {rss[0][1]:.0f} MB, end {rss[-1][1]:.0f} MB, "
+        f"max {max(mb for _, mb in rss):.0f} MB, "
         f"second-half slope {slope_per_minute([s for s in rss if s[0] >= SECONDS / 2]):+.1f} MB/min; "
-        f"RSS (anonymous) each minute: " + ", ".join(
+        f"PSS (USS) each minute: " + ", ".join(
             f"{rss[i][1]:.0f} ({anonymous[i]:.0f})" for i in range(0, len(rss), 60)) + " MB; "
         f"index {sum(p.stat().st_size for p in index_dir.rglob('*') if p.is_file()) / 2**20:.0f} MB, "
         f"{len(churn.live)} files at the end; "
@@ -191,10 +207,8 @@ def test_load_with_churn(tmp_path: Path, spawn) -> None:
     assert churn.operations >= 0.85 * CHANGES_PER_SECOND * SECONDS, figures
     # Memory flat: after warm-up it may grow while caches fill, but must level off, not climb.
     assert max(second_half) - min(second_half) < 0.25 * rss[0][1] + 30, figures
-    # More clients than threads queue every request: the log says so once a minute, not once a
-    # request (a line per request once filled a pipe and stalled the server).
-    queue_warnings = server.log().count("Task queue depth")
-    assert 1 <= queue_warnings <= SECONDS / 60 + 2, (queue_warnings, figures)
+    # No worker died or was stuck on the way (the server replaces one, and says so).
+    assert "Worker (pid" not in server.log() and "WORKER TIMEOUT" not in server.log(), server.log()[-3000:]
 
     # Convergence: the index holds exactly the surviving files with their final bytes (ids and
     # checksums from the index, read-only), and a sample proves it through HTTP search too.

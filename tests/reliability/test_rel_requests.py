@@ -128,7 +128,7 @@ def test_path_traversal_in_every_encoding(server: Searchd, prefix: str) -> None:
         assert reply.status == 404, (prefix + attempt, reply.status)
         assert_sane(reply, prefix + attempt)
     reply = raw(server.port, f"GET {prefix}..\x00/secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    assert reply.status == 404, reply.status  # a raw NUL byte in the request line
+    assert reply.status == 400, reply.status  # a raw NUL byte in the request line: not HTTP
     assert_sane(reply, "raw NUL")
 
 
@@ -162,17 +162,26 @@ def test_wrong_methods(server: Searchd, method: str) -> None:
 
 
 def test_over_long_urls_and_bodies(server: Searchd) -> None:
-    for length in (1_001, 8_000, 60_000):
+    for length in (1_001, 8_000):
         reply = get(server.port, "/api/search?q=" + "a" * length)
         assert_sane(reply, f"q of {length}")
         assert reply.status == 400 and "characters long" in reply.json()["error"]["message"]
+    # gunicorn caps the request line at 8,190 bytes: "URI Too Long", before any worker reads it.
+    reply = get(server.port, "/api/search?q=" + "a" * 60_000)
+    assert_sane(reply, "q of 60,000")
+    assert reply.status == 414, reply.status
     for route in ("/search?q=", "/api/search?q=", "/doc/"):
         reply = raw(server.port, f"GET {route}{'b' * 400_000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        assert reply.status == 431, (route, reply.status)  # waitress caps the request head
-    reply = get(server.port, "/api/search?q=x", method="POST", body=b"x" * (5 * 1024 * 1024))
-    assert reply.status == 413, reply.status
+        assert reply.status == 414, (route, reply.status)
+    # Refused without reading it: a 413, or (when the server closes while the client is still
+    # sending) the connection cut under the client's feet. Either way nothing is read into memory.
+    try:
+        reply = get(server.port, "/api/search?q=x", method="POST", body=b"x" * (5 * 1024 * 1024))
+        assert reply.status == 413, reply.status
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     huge_header = raw(server.port, b"GET /api/search?q=x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 300_000 + b"\r\nConnection: close\r\n\r\n")
-    assert huge_header.status == 431, huge_header.status
+    assert huge_header.status == 431, huge_header.status  # a header field is capped at 8,190 bytes
     assert get(server.port, "/healthz").status == 200  # and the server is still there
 
 

@@ -36,6 +36,9 @@ from .segments import posting_blocks
 _LENGTH_OF_BYTE = np.array([byte_to_length(b) for b in range(256)], dtype=np.float64)
 # Bytes of decoded postings kept in memory, across all segments and readers.
 POSTINGS_CACHE_BYTES = 32 << 20
+# Bytes of Python objects per cache entry (measured with sys.getsizeof on Reuters): the key with
+# its term, and the ordered dictionary's slot; a Postings object with its two arrays' headers.
+_ENTRY_OVERHEAD, _POSTINGS_OVERHEAD = 200, 350
 
 
 class Unsupported(TypeError):
@@ -94,8 +97,11 @@ def read_postings(leaf: Any, fieldname: str, term: bytes) -> Postings | None:
 
 
 def _entry_bytes(postings: Postings | None) -> int:
-    """What an entry of the cache counts for; a term a segment lacks is remembered too."""
-    return postings.nbytes if postings is not None else 64
+    """What an entry of the cache costs in memory, Python's objects included (the key, the
+    dictionary's slot, the arrays' headers: most entries are small, and were once counted as
+    their data only, which let the cache grow to 1.3x its budget). A term a segment lacks is
+    remembered too."""
+    return _ENTRY_OVERHEAD + (postings.nbytes + _POSTINGS_OVERHEAD if postings is not None else 0)
 
 
 class PostingsCache:

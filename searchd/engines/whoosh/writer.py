@@ -19,7 +19,7 @@ from whoosh.query import Prefix
 from whoosh.searching import Searcher as WhooshSearcher
 
 from ...articles import Article
-from ..base import ChangeBatch, EngineWriter, Indexed, IndexStats, Interrupted
+from ..base import ChangeBatch, Durations, EngineWriter, Indexed, IndexStats, Interrupted
 from .schema import SCHEMA_VERSION, build_schema, to_document
 from .segments import SegmentBuilder, StagedSegment, staging_root
 from .store import (CURRENT, META, MERGE_BUDGET_DOCS, RefreshSafeIndex, current_dir, index_stats, next_dir_name,
@@ -56,6 +56,7 @@ class WhooshWriter(EngineWriter):
         self._remove_unpublished(keep=Path(self.ix.storage.folder))
         self.last_commit: float | None = None
         self.commits = 0
+        self.commit_seconds = Durations()
         self._lookup: Any = None  # a reader kept across commits to find the documents to replace
         # Set when the process is stopping: a large batch is then abandoned between documents
         # (SIGTERM must not wait for thousands of documents to be analysed).
@@ -148,6 +149,7 @@ class WhooshWriter(EngineWriter):
         caller can retry."""
         if not len(batch):
             return
+        started = time.perf_counter()
         staged: list[StagedSegment] = list(batch.prepared)  # type: ignore[arg-type]
         try:
             upserts = batch.unique_upserts()
@@ -163,8 +165,7 @@ class WhooshWriter(EngineWriter):
         finally:
             for segment in staged:
                 segment.discard()
-        self.last_commit = time.time()
-        self.commits += 1
+        self._committed(started)
 
     def builder(self) -> "ArticleSegments":
         return ArticleSegments(pickle.dumps(self.ix.schema), self.ix.storage.folder)
@@ -242,15 +243,20 @@ class WhooshWriter(EngineWriter):
         MERGE_BUDGET_DOCS documents in all (the daemon calls this when idle)."""
         if self._small_segments() <= self.max_segments:
             return False
+        started = time.perf_counter()
         writer = self.ix.writer(limitmb=128)
         try:
             writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS))
         except BaseException:
             _cancel(writer)
             raise
+        self._committed(started)
+        return True
+
+    def _committed(self, started: float) -> None:
         self.last_commit = time.time()
         self.commits += 1
-        return True
+        self.commit_seconds.observe(time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
