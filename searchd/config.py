@@ -31,6 +31,12 @@ class Config:
     token: str | None = None
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # --engine typesense: every node of the cluster, its API key, the collection (an alias) and
+    # this daemon's source (its article ids are then "<source>/<path>").
+    typesense_urls: tuple[str, ...] = ()
+    typesense_key: str | None = None
+    collection: str = "articles"
+    source: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
@@ -67,6 +73,10 @@ _ENV_NAMES = {
     "token": "SEARCHD_TOKEN",
     "cors_origins": "SEARCHD_CORS_ORIGINS",
     "log_level": "SEARCHD_LOG_LEVEL",
+    "typesense_urls": "SEARCHD_TYPESENSE_URL",
+    "typesense_key": "SEARCHD_TYPESENSE_KEY",
+    "collection": "SEARCHD_COLLECTION",
+    "source": "SEARCHD_SOURCE",
 }
 
 

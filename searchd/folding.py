@@ -11,6 +11,8 @@ their checksum, their length and their text.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -31,6 +33,10 @@ NEAR_DUPLICATE_SCORE = 0.95
 # lengths are approximate (one byte each), hence the margin.
 _LENGTH_RATIO = 0.6
 _SHINGLE_WORD = re.compile(r"\w+")
+# Hashes kept in an article's sketch, and the estimated resemblance below which two articles are
+# not compared further.
+SKETCH_SIZE = 32
+SKETCH_FLOOR = 0.4
 # Odd 64-bit multipliers that mix four word hashes into one shingle hash.
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
@@ -38,7 +44,9 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dt
 class Candidate(Protocol):
     """What folding needs of an article: its checksum (cheap), its length in indexed words if
     known (cheap, or None), a key for the shingle cache (None: do not cache), and its text
-    (possibly costly: read only when needed)."""
+    (possibly costly: read only when needed). A candidate may also carry a `sketch` (see
+    `sketch()`, computed when it was indexed): then only pairs whose sketches say they may be
+    near-identical read their texts."""
 
     checksum: str
     length: float | None
@@ -100,6 +108,50 @@ def shingles(text: str) -> np.ndarray:
     return np.unique(runs)
 
 
+def sketch(text: str) -> str:
+    """A bottom-k sketch of the text's 4-shingles (the top 32 bits of the SKETCH_SIZE smallest of
+    their hashes, in base64), from hashes that are the same in every process (Python's own str hash is not): kept
+    with an article when it is indexed, it estimates the resemblance of two articles without
+    their texts (`resemblance`)."""
+    words = [_stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
+    hashes = np.array(words or [0], dtype=np.uint64)
+    if len(hashes) < 4:
+        hashes = np.concatenate([hashes, np.zeros(4 - len(hashes), dtype=np.uint64)])
+    with np.errstate(over="ignore"):
+        runs = hashes[:-3] * _MIX[0] + hashes[1:-2] * _MIX[1] + hashes[2:-1] * _MIX[2] + hashes[3:]
+    return base64.b64encode((np.unique(runs)[:SKETCH_SIZE] >> np.uint64(32)).astype(">u4").tobytes()).decode("ascii")
+
+
+def resemblance(a: str, b: str) -> float:
+    """Estimated Jaccard resemblance of the shingle sets two sketches were made from: the share,
+    among the SKETCH_SIZE smallest hashes of both, of those in both (exact for short texts,
+    whose sketch is their whole set)."""
+    first, second = _sketch_values(a), _sketch_values(b)
+    union = np.union1d(first, second)[:SKETCH_SIZE]
+    if not len(union):
+        return 1.0
+    both = np.intersect1d(np.intersect1d(first, second, assume_unique=True), union, assume_unique=True)
+    return len(both) / len(union)
+
+
+def _sketch_values(value: str) -> np.ndarray:
+    return np.unique(np.frombuffer(base64.b64decode(value), dtype=">u4").astype(np.uint32))
+
+
+def _stable_word_hash(word: str) -> int:
+    found = _WORD_HASHES.get(word)
+    if found is None:
+        found = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+        if len(_WORD_HASHES) >= 200_000:  # a collection repeats its words: a bounded memo is enough
+            _WORD_HASHES.clear()
+        _WORD_HASHES[word] = found
+    return found
+
+
+# Word -> stable hash, per process (a cache, not state: any value is recomputed identically).
+_WORD_HASHES: dict[str, int] = {}
+
+
 class Signature:
     """What decides that two articles are the same."""
 
@@ -107,6 +159,7 @@ class Signature:
         self.candidate = candidate
         self.checksum = candidate.checksum
         self.length = candidate.length
+        self.sketch: str | None = getattr(candidate, "sketch", None)
         self.score = score
         self._cache = cache if candidate.key is not None else None
         self._shingles: np.ndarray | None = None
@@ -137,6 +190,10 @@ class Signature:
             short, long = sorted((self.length, other.length))
             if short < _LENGTH_RATIO * long:
                 return False
+        # Sketches far apart are texts far apart (with 32 hashes, a pair sharing 80% of its
+        # shingles estimates below SKETCH_FLOOR about once in 10^8): no text is read.
+        if self.sketch and other.sketch and resemblance(self.sketch, other.sketch) < SKETCH_FLOOR:
+            return False
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
             return False
