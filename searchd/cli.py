@@ -351,15 +351,22 @@ def status(index_dir: Path | None, as_json: bool, **options: Any) -> None:
               help="Index directory to build or reuse [default: one per folder in the temp directory].")
 @click.option("--grades", type=click.Choice(["auto", "as-is", "cranfield"]), default="auto", show_default=True,
               help="How qrels grades become gains; auto reads -1 grades as Cranfield's codes (1 best .. 4).")
-def eval_command(docs: Path, queries: Path, qrels: Path, k: int, index_dir: Path | None, grades: str) -> None:
+@engine_options
+def eval_command(docs: Path, queries: Path, qrels: Path, k: int, index_dir: Path | None, grades: str,
+                 **options: Any) -> None:
     """Index DOCS (or reuse its index) and print nDCG@k, MAP@100, Recall@100 and MRR (trec_eval's
-    definitions) of the default search path for the judged queries."""
+    definitions) of the default search path for the judged queries. With --engine typesense the
+    articles go to a collection of their own (--collection, default eval-<folder>) in the cluster."""
     from . import evaluate
 
-    _setup_logging("WARNING")
     gains = None if grades == "auto" else ("" if grades == "as-is" else grades)
+    engine = None
+    if (options.get("engine") or Config.load().engine) == "typesense":
+        config = _config(**{**options, "collection": options.get("collection") or evaluate.default_collection(docs)})
+        engine = open_engine(config)
+    _setup_logging("WARNING")
     with _progress_bar() as progress:
-        scores, summary = evaluate.run(docs, queries, qrels, index_dir, k, gains, progress)
+        scores, summary = evaluate.run(docs, queries, qrels, index_dir, k, gains, progress, engine=engine)
     click.echo(f"index        {summary}", err=True)
     for line in scores.lines():
         click.echo(line)

@@ -120,8 +120,9 @@ class Cluster:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def get(self, path: str, params: dict[str, Any] | None = None, as_json: bool = True) -> Any:
-        return self._call(self._reads, "get", path, params=params, as_json=as_json)
+    def get(self, path: str, params: dict[str, Any] | None = None, as_json: bool = True, patient: bool = False) -> Any:
+        """`patient`: a read that may take long (waits as long as an import)."""
+        return self._call(self._writes if patient else self._reads, "get", path, params=params, as_json=as_json)
 
     def post(self, path: str, body: Any = None, params: dict[str, Any] | None = None, as_json: bool = True,
              write: bool = True) -> Any:

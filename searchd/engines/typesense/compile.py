@@ -7,9 +7,8 @@ expression over fields. So:
 - the conjunction's plain words, phrases, prefix and fuzzy words, and exclusions become `q`;
 - categories, tags, dates, words restricted to a field (`title:coffee` beside other words), and
   `OR` groups inside a conjunction become filters, which match exactly but do not rank;
-- a few keywords are all required; a longer query (a sentence) is read as any of its words, the
-  rarest first (Typesense drops words from the end of `q` until enough articles match, so the
-  reader puts the rarest words first and the common ones last);
+- a few keywords are all required; a longer query (a sentence) is read as any of its words,
+  which Typesense cannot do itself: the reader ranks those (anyword.py);
 - what Typesense cannot express gets the nearest reading and a notice (docs/scale-out.md has the
   table): `"…"~N`, several prefixes, typos limited to one word, `OR` of phrases or prefixes,
   exclusions inside a field, `NOT` of a group of words.
@@ -20,7 +19,6 @@ are all there is.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,8 +36,8 @@ _SEPARATED = re.compile(r"\w\W+\w")
 
 @dataclass
 class Plan:
-    """What to ask Typesense. `words` are the ranked keywords (the reader orders them, rarest
-    first, when `any_word`); `phrases`, `excluded` and `prefix` join them in `q`."""
+    """What to ask Typesense. `words` are the ranked keywords, all required unless `any_word`;
+    `phrases`, `excluded` and `prefix` join them in `q`."""
 
     words: list[str] = field(default_factory=list)
     phrases: list[str] = field(default_factory=list)
@@ -236,20 +234,47 @@ def _exclude(plan: Plan, part: Node) -> None:
 # --- OR ----------------------------------------------------------------------------------------------
 
 def _top_any(plan: Plan, node: Any) -> None:
-    """`a OR b`: plain words are read as any of them (Typesense's word dropping: exact for two
-    words); anything else becomes one filter, which matches exactly and ranks newest first."""
-    if all(isinstance(p, Word) and p.field is None for p in node.parts):
-        plan.words = [w for p in node.parts for w in _q_words(p.text)]  # type: ignore[union-attr]
+    """`a OR b`: read as any of the words. An OR of anything else is an exact filter; when every
+    branch needs a word, its words rank the matches as any-word queries are ranked (an article
+    matching a branch has that branch's word); else the matches are listed newest first."""
+    parts = [p.parts[0] if isinstance(p, All) and len(p.parts) == 1 else p for p in node.parts]
+    if all(isinstance(p, Word) and p.field is None for p in parts):
+        plan.words = [w for p in parts for w in _q_words(p.text)]  # type: ignore[union-attr]
         _keywords(plan)
         plan.any_word = True
-        if len(plan.words) > 2:
-            plan.note("OR of more than two words read as any of them, the rarest first: an article with "
-                      "only one of the commoner words may be missing (Typesense has no OR)")
         return
     expression = _filter(plan, node)
-    if expression:
-        plan.filters.append(expression)
-        plan.note("OR read as a filter: every matching article, newest first (Typesense cannot rank an OR)")
+    if not expression:
+        return
+    plan.filters.append(expression)
+    words = _words_in(node)
+    if all(_needs_a_word(p) for p in parts):
+        plan.words = words
+        _keywords(plan)
+        plan.any_word = True
+    elif words:
+        plan.note("OR read as a filter: every matching article, newest first (Typesense cannot rank an OR "
+                  "of words and filters)")
+
+
+def _words_in(node: Node) -> list[str]:
+    """The words an article matching `node` is looked for by (none under a NOT)."""
+    if isinstance(node, (Word, Phrase, Prefix, Fuzzy)):
+        return _q_words(node.text)
+    if isinstance(node, (All, Any)):
+        return [w for part in node.parts for w in _words_in(part)]
+    return []
+
+
+def _needs_a_word(node: Node) -> bool:
+    """Whether every article matching `node` has one of its words."""
+    if isinstance(node, (Word, Phrase, Prefix, Fuzzy)):
+        return bool(_q_words(node.text))
+    if isinstance(node, All):
+        return any(_needs_a_word(part) for part in node.parts)
+    if isinstance(node, Any):
+        return all(_needs_a_word(part) for part in node.parts)
+    return False
 
 
 def _filter(plan: Plan, node: Node) -> str:
@@ -351,16 +376,3 @@ def _unfielded(node: Word | Phrase | Prefix | Fuzzy) -> Word | Phrase | Prefix |
     if isinstance(node, Prefix):
         return Prefix(node.text)
     return Fuzzy(node.text, node.distance)
-
-
-def rarest_first(words: list[str], frequencies: dict[str, int], documents: int) -> list[str]:
-    """Words ordered rarest first (by inverse document frequency; ties keep the typed order), so
-    that Typesense, which drops words from the end, drops the commonest first. Words no article
-    has go last (they only cost a search step)."""
-    def key(item: tuple[int, str]) -> tuple[float, int]:
-        position, word = item
-        found = frequencies.get(word.lower(), 0)
-        weight = math.log((documents + 1) / found) if found else -1.0
-        return (-weight, position)
-
-    return [word for _, word in sorted(enumerate(words), key=key)]

@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 import threading
 import time
 from collections import Counter
-from typing import Any, Hashable
-
-from rapidfuzz.distance import Levenshtein
+from typing import Any, Callable, Hashable
 
 from ...analysis import TOKEN, Normaliser
 from ...folding import NEAR_DUPLICATE_WINDOW, ShingleCache, Signature, fold
 from ...query import All, Any as AnyOf, Not
 from ...snippets import lead
+from ...vocabulary import Vocabulary
 from ..base import (Document, EngineQuery, EngineReader, EngineResults, EngineUnavailable, Hit, Indexed,
                     IndexMissing, IndexStats)
 from .cluster import Cluster, Refused, document_path
-from .compile import Plan, compile_tree, rarest_first, request_filters
+from . import anyword
+from .compile import Plan, compile_tree, request_filters
 from .schema import HIT_FIELDS, MARK_END, MARK_START, NO_SOURCE, from_epoch, version_of
 from .store import Store
 
@@ -37,21 +36,21 @@ log = logging.getLogger("searchd.search")
 # Relative field weights (Typesense takes integers): the Whoosh engine's title 1.5, subtitle and
 # summary 1.2, body 1.
 WEIGHTS = {"title": 15, "subtitle": 12, "summary": 12, "body": 10}
-# Typesense keeps dropping words from a long query until this many articles match: all of them.
-DROP_ALL = 1_000_000
+# `word~`: Typesense looks for near words only while fewer than this many articles match.
+ALWAYS = 1_000_000
 # Words on each side of a matched word in a snippet (Typesense's default is 4).
 SNIPPET_WORDS = 14
 # Copies of one article Typesense returns per group (its maximum): the `duplicates` count.
 GROUP_LIMIT = 99
 # Seconds a reader trusts its generation (what the daemons last committed) before asking again.
 GENERATION_RECHECK = 0.5
-# Did-you-mean and `word~`: candidate words looked at per query.
-NEAR_CANDIDATES = 30
+# The vocabulary (did-you-mean, completion, `word~`) is read again after a commit, but not more
+# often than this.
+VOCABULARY_MAX_AGE = 30.0
 SIMILAR_TERMS = 12
-# Typesense runs at most this many searches of one multi_search.
-MULTI_SEARCH_LIMIT = 50
-FACETS = "category,year"
-MAX_FACET_VALUES = 250
+_FACETS = {"facet_by": "category,year", "max_facet_values": 250}
+_HIGHLIGHT = {"highlight_fields": "body,summary", "highlight_start_tag": MARK_START, "highlight_end_tag": MARK_END,
+              "highlight_affix_num_tokens": SNIPPET_WORDS}
 
 
 class TypesenseReader(EngineReader):
@@ -68,6 +67,10 @@ class TypesenseReader(EngineReader):
         self._shingles = ShingleCache()
         self._words = Normaliser(stem=False)
         self._nodes: tuple[list[dict[str, Any]], float] | None = None
+        self._vocabulary: tuple[Vocabulary, dict[str, int]] | None = None
+        self._vocabulary_of: Hashable = None
+        self._vocabulary_lock = threading.Lock()
+        self._vocabulary_thread: threading.Thread | None = None
 
     # --- generation ------------------------------------------------------------------------------
 
@@ -87,55 +90,113 @@ class TypesenseReader(EngineReader):
         notice = "; ".join(plan.notices)
         if plan.empty:
             return EngineResults(0, [], {}, notice)
-        params = self._params(plan, request_filters(query.category, query.date_from, query.date_to))
-        params.update(sort_by="date:desc,_text_match:desc" if query.sort == "date" else "_text_match:desc,date:desc",
-                      group_by="checksum", group_limit=GROUP_LIMIT, include_fields=",".join(HIT_FIELDS))
-        if query.snippets:
-            params.update(highlight_fields="body,summary", highlight_start_tag=MARK_START,
-                          highlight_end_tag=MARK_END, highlight_affix_num_tokens=SNIPPET_WORDS)
-        else:
-            params["highlight_fields"] = "none"
+        filters = [*plan.filters, *request_filters(query.category, query.date_from, query.date_to)]
+        if plan.any_word and len(plan.words) > 1:
+            return self._search_any(plan, filters, query, notice)
+        params = {**self._params(plan, filters), "group_by": "checksum", "group_limit": GROUP_LIMIT,
+                  "sort_by": "date:desc,_text_match:desc" if query.sort == "date" else "_text_match:desc,date:desc",
+                  "include_fields": ",".join(HIT_FIELDS)}
+        params.update(_HIGHLIGHT if query.snippets else {"highlight_fields": "none"})
         first = self._search({**params, "per_page": NEAR_DUPLICATE_WINDOW, "page": 1,
-                              **({"facet_by": FACETS, "max_facet_values": MAX_FACET_VALUES} if query.facets else {})})
+                              **(_FACETS if query.facets else {})})
         window = first.get("grouped_hits", [])
-        folded = [(group, duplicates) for group, duplicates in self._fold(window)]
+        folded = self._fold([(group, group["hits"][0]["document"]) for group in window])
         start, end = query.offset, query.offset + query.limit
-        results = folded[start:end]
+        results = [(group["hits"][0], duplicates) for group, duplicates in folded[start:end]]
         if len(window) == NEAR_DUPLICATE_WINDOW and end > len(folded):
             beyond = self._groups(params, len(window) + max(0, start - len(folded)), len(window) + end - len(folded))
-            results += [(group, len(group["hits"]) - 1) for group in beyond]
+            results += [(group["hits"][0], len(group["hits"]) - 1) for group in beyond]
         total = len(folded) + int(first.get("found", 0)) - len(window)
-        hits = [_hit(group, duplicates) for group, duplicates in results]
+        hits = [_hit(hit, duplicates) for hit, duplicates in results]
         facets = _facets(first.get("facet_counts", [])) if query.facets else {}
+        return EngineResults(total, hits, facets, notice)
+
+    def _search_any(self, plan: Plan, filters: list[str], query: EngineQuery, notice: str) -> EngineResults:
+        """Any of the words, ranked by searchd (anyword.py); copies folded as for any search."""
+        ranked = anyword.rank(self.cluster, self.alias, plan, filters, self._params(plan, []),
+                              self._word_weights(plan.words), by_date=query.sort == "date",
+                              facets=_FACETS if query.facets else None)
+        groups = ranked.groups
+        window = groups[:NEAR_DUPLICATE_WINDOW]
+        start, end = query.offset, query.offset + query.limit
+        shown: list[tuple[list[str], int]] = []
+        folded: list[tuple[list[str], int]] = []
+        if window:
+            documents = self._documents([group[0] for group in window])
+            candidates = [(group, documents[group[0]]) for group in window if group[0] in documents]
+            folded = self._fold(candidates, copies=lambda group: len(group) - 1)
+            shown = folded[start:end]
+        beyond = groups[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
+        shown += [(group, len(group) - 1) for group in beyond]
+        documents = self._documents([group[0] for group, _ in shown])
+        marked = self._highlights([group[0] for group, _ in shown], plan, ranked.matched) if query.snippets else {}
+        hits = [_hit({"document": documents[group[0]], "highlight": marked.get(group[0], {})}, duplicates,
+                     snippets=query.snippets) for group, duplicates in shown if group[0] in documents]
+        total = len(folded) + len(groups) - len(window)
+        facets = _facets(ranked.facet_counts) if query.facets else {}
         return EngineResults(total, hits, facets, notice)
 
     def count(self, tree: All | AnyOf | Not) -> int:
         plan = compile_tree(tree)
         if plan.empty:
             return 0
-        params = self._params(plan, [])
-        return int(self._search({**params, "group_by": "checksum", "per_page": 0})["found"])
+        params = {**self._params(plan, plan.filters), "group_by": "checksum", "per_page": 0}
+        if plan.any_word and len(plan.words) > 1:  # every article with any of the words
+            union = anyword.union_filter(plan.words, plan.query_by)
+            params.update(q=plan.q([]), filter_by=" && ".join([union, *plan.filters]))
+        return int(self._search(params)["found"])
 
-    def _params(self, plan: Plan, extra_filters: list[str]) -> dict[str, Any]:
-        words = plan.words
-        if plan.any_word and len(words) > 1:
-            words = rarest_first(words, self._document_frequencies(words), self.document_count())
+    def _params(self, plan: Plan, filters: list[str]) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "q": plan.q(words),
+            "q": plan.q(),
             "query_by": ",".join(plan.query_by),
             "query_by_weights": ",".join(str(WEIGHTS[f]) for f in plan.query_by),
             "prefix": "true" if plan.prefix else "false",
             "num_typos": plan.typos,
-            "drop_tokens_threshold": DROP_ALL if plan.any_word else 0,
+            "drop_tokens_threshold": 0,
         }
         if plan.typos:  # `word~`: its near words always, not only when the word itself is missing
-            params.update(typo_tokens_threshold=DROP_ALL, min_len_1typo=1, min_len_2typo=2, max_candidates=64)
+            params.update(typo_tokens_threshold=ALWAYS, min_len_1typo=1, min_len_2typo=2, max_candidates=64)
         elif plan.prefix:
             params["max_candidates"] = 64
-        filters = [*plan.filters, *extra_filters]
         if filters:
             params["filter_by"] = " && ".join(filters)
         return params
+
+    def _word_weights(self, words: list[str]) -> dict[str, float]:
+        """Each word's inverse document frequency (0 for a word no article has)."""
+        frequencies = self._document_frequencies(words)
+        documents = max(1, self.document_count())
+        return {w.lower(): anyword.idf(frequencies[w.lower()], documents) if frequencies.get(w.lower()) else 0.0
+                for w in words}
+
+    def _documents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What a hit shows of each article, by id, in one search (ids a filter cannot quote are
+        fetched one by one)."""
+        found: dict[str, dict[str, Any]] = {}
+        quotable = [i for i in dict.fromkeys(ids) if "`" not in i]
+        for start in range(0, len(quotable), anyword.LIST_DEPTH):
+            chunk = quotable[start:start + anyword.LIST_DEPTH]
+            answer = self._search({"q": "*", "filter_by": "id:[" + ",".join(f"`{i}`" for i in chunk) + "]",
+                                   "per_page": len(chunk), "include_fields": ",".join(HIT_FIELDS),
+                                   "highlight_fields": "none"})
+            found.update({hit["document"]["id"]: hit["document"] for hit in answer.get("hits", [])})
+        for doc_id in ids:
+            if "`" in doc_id and (doc := self._get(doc_id, ",".join(HIT_FIELDS))) is not None:
+                found[doc_id] = doc
+        return found
+
+    def _highlights(self, ids: list[str], plan: Plan, matched: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+        """Typesense's highlights of each shown article, for the words it has."""
+        searches = [{"collection": self.alias, **self._params(plan, [f"id:=`{doc_id}`"]),
+                     "q": plan.q(matched.get(doc_id, [])), **_HIGHLIGHT, "include_fields": "id", "per_page": 1}
+                    for doc_id in ids if "`" not in doc_id]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(searches), anyword.MULTI_SEARCH_LIMIT):
+            for answer in self.cluster.multi_search(searches[start:start + anyword.MULTI_SEARCH_LIMIT]):
+                for hit in answer.get("hits", []):
+                    found[hit["document"]["id"]] = hit.get("highlight", {})
+        return found
 
     def _search(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -161,10 +222,13 @@ class TypesenseReader(EngineReader):
             groups += [g for i, g in enumerate(found, offset) if start <= i < end]
         return groups
 
-    def _fold(self, window: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
-        candidates = [(group, _Candidate(self, group["hits"][0]["document"])) for group in window]
-        groups = fold(candidates, cache=self._shingles, ordered=False)
-        return [(first, sum(len(g["hits"]) for g in group) - 1) for (first, _), group in groups]
+    def _fold(self, window: list[tuple[Any, dict[str, Any]]],
+              copies: Callable[[Any], int] = lambda group: len(group["hits"]) - 1) -> list[tuple[Any, int]]:
+        """(group, first document) in rank order -> (group, copies folded into it), near-identical
+        articles folded (folding.py): byte-identical copies were grouped already."""
+        candidates = [(group, _Candidate(self, document)) for group, document in window]
+        folded = fold(candidates, cache=self._shingles, ordered=False)
+        return [(first, sum(1 + copies(g) for g in group) - 1) for (first, _), group in folded]
 
     def _text(self, doc_id: str) -> str:
         try:
@@ -181,8 +245,8 @@ class TypesenseReader(EngineReader):
                 self._frequencies, self._frequencies_of = {}, generation
             known = dict(self._frequencies)
         wanted = list(dict.fromkeys(w.lower() for w in words if w.lower() not in known))
-        for start in range(0, len(wanted), MULTI_SEARCH_LIMIT):
-            chunk = wanted[start:start + MULTI_SEARCH_LIMIT]
+        for start in range(0, len(wanted), anyword.MULTI_SEARCH_LIMIT):
+            chunk = wanted[start:start + anyword.MULTI_SEARCH_LIMIT]
             answers = self.cluster.multi_search(
                 [{"collection": self.alias, "q": word, "query_by": "words"} for word in chunk],
                 {"per_page": 0, "prefix": "false", "num_typos": 0, "drop_tokens_threshold": 0})
@@ -194,40 +258,66 @@ class TypesenseReader(EngineReader):
 
     # --- words: completion, did-you-mean, fuzzy words ----------------------------------------------
 
-    def _word_facet(self, value: str, size: int, typos: int) -> list[tuple[str, int]]:
-        """(word, articles) of indexed words matching `value` (a prefix, with up to `typos`
-        typos), most frequent first."""
-        if not value or "`" in value:
-            return []
-        found = self._search({"q": "*", "per_page": 0, "facet_by": "words", "facet_query": f"words:{value}",
-                              "max_facet_values": size, "num_typos": typos, "min_len_1typo": 1,
-                              "min_len_2typo": 2})
-        counts = next((f["counts"] for f in found.get("facet_counts", []) if f.get("field_name") == "words"), [])
-        return [(str(c["value"]), int(c["count"])) for c in counts]
+    def vocabulary(self) -> tuple[Vocabulary, dict[str, int]]:
+        """Every indexed word and in how many articles it is (the facet of `words`), kept in memory
+        as the Whoosh engine keeps its own: after a commit the old one answers while a thread reads
+        the new one, at most every VOCABULARY_MAX_AGE seconds (Typesense's own facet queries
+        choose prefix candidates by no order a completion could use)."""
+        generation = self.generation()
+        with self._vocabulary_lock:
+            current = self._vocabulary
+            if current is not None:
+                if self._vocabulary_of != generation and time.monotonic() - current[0].built >= VOCABULARY_MAX_AGE:
+                    self._refresh_vocabulary(generation)
+                return current
+        built = self._read_vocabulary()
+        with self._vocabulary_lock:
+            if self._vocabulary is None:
+                self._vocabulary, self._vocabulary_of = built, generation
+            return self._vocabulary
+
+    def _refresh_vocabulary(self, generation: Hashable) -> None:
+        """Called with the lock held; one reading thread at a time."""
+        if self._vocabulary_thread is not None and self._vocabulary_thread.is_alive():
+            return
+
+        def read() -> None:
+            try:
+                built = self._read_vocabulary()
+            except Exception:  # the cluster is busy or gone for now: the old vocabulary stays
+                log.debug("vocabulary refresh failed", exc_info=True)
+                return
+            with self._vocabulary_lock:
+                self._vocabulary, self._vocabulary_of = built, generation
+
+        self._vocabulary_thread = threading.Thread(target=read, name="searchd-vocabulary", daemon=True)
+        self._vocabulary_thread.start()
+
+    def _read_vocabulary(self) -> tuple[Vocabulary, dict[str, int]]:
+        try:
+            found = self.cluster.get(f"/collections/{self.alias}/documents/search",
+                                     {"q": "*", "per_page": 0, "facet_by": "words", "max_facet_values": 10_000_000},
+                                     patient=True)
+        except Refused as refused:
+            if refused.status == 404:
+                return Vocabulary([]), {}
+            raise
+        facet = next((f for f in found.get("facet_counts", []) if f.get("field_name") == "words"), {})
+        counts = {str(c["value"]): int(c["count"]) for c in facet.get("counts", [])}
+        return Vocabulary(sorted(counts)), counts
 
     def complete(self, prefix: str, size: int) -> list[str]:
         partial = prefix.lower()
-        found = self._word_facet(partial, size + 1, typos=0)
-        words = [(w, n) for w, n in found if w.startswith(partial) and w != partial]
-        return [w for w, _ in sorted(words, key=lambda item: (-item[1], item[0]))][:size]
+        vocabulary, counts = self.vocabulary()
+        words = [w for w in vocabulary.starting_with(partial) if w != partial]
+        return sorted(words, key=lambda w: (-counts.get(w, 0), w))[:size]
 
     def correct(self, word: str) -> str | None:
-        word = word.lower()
-        if len(word) < 3 or not word.isalpha():
-            return None
-        limit = 1 if len(word) <= 4 else 2
-        found = self._word_facet(word, NEAR_CANDIDATES, typos=limit)
-        if any(w == word for w, _ in found):
-            return None
-        near = [(Levenshtein.distance(word, w), -n, w) for w, n in found]
-        near = [item for item in near if item[0] <= limit]
-        return min(near)[2] if near else None
+        vocabulary, counts = self.vocabulary()
+        return vocabulary.correct(word, lambda candidate: counts.get(candidate, 0))
 
     def near_words(self, word: str, distance: int) -> list[str]:
-        word = word.lower()
-        found = self._word_facet(word, NEAR_CANDIDATES, typos=min(2, distance))
-        near = sorted((Levenshtein.distance(word, w), w) for w, _ in found)
-        return [w for d, w in near if d <= distance]
+        return self.vocabulary()[0].near(word, distance)
 
     # --- documents ------------------------------------------------------------------------------
 
@@ -263,7 +353,8 @@ class TypesenseReader(EngineReader):
 
     def similar(self, doc_id: str, size: int) -> list[Hit]:
         """Typesense 0.24 has no "more like this": the article's key words (frequent in it, rare in
-        the collection) are searched as any of them, the weightiest first."""
+        the collection) are searched as any of them (anyword.py), each weighted by how key it is;
+        the article itself and its copies are left out."""
         source = self._get(doc_id, "id,title,summary,body,checksum,sketch,length")
         if source is None:
             return []
@@ -275,25 +366,30 @@ class TypesenseReader(EngineReader):
             return []
         frequencies = self._document_frequencies(candidates)
         documents = max(1, self.document_count())
-        weights = {w: counts[w] * math.log((documents + 1) / frequencies[w]) for w in candidates
+        weights = {w: counts[w] * anyword.idf(frequencies[w], documents) for w in candidates
                    if 1 < frequencies.get(w, 0) < documents}
         terms = sorted(weights, key=lambda w: -weights[w])[:SIMILAR_TERMS]
         if not terms:
             return []
-        found = self._search({"q": " ".join(terms), "query_by": "title,body", "query_by_weights": "2,1",
-                              "prefix": "false", "num_typos": 0, "drop_tokens_threshold": DROP_ALL,
-                              "group_by": "checksum", "group_limit": GROUP_LIMIT, "per_page": min(250, size * 3 + 6),
-                              "include_fields": ",".join(HIT_FIELDS), "highlight_fields": "none"})
+        plan = Plan(words=terms, query_by=("title", "body"), any_word=True)
+        ranked = anyword.rank(self.cluster, self.alias, plan, [], self._params(plan, []), weights)
+        groups = ranked.groups[: size * 3 + 6]
+        documents_by_id = self._documents([group[0] for group in groups])
         own = Signature(_Candidate(self, source), 1.0, self._shingles)
-        groups = [g for g in found.get("grouped_hits", [])
-                  if g["hits"][0]["document"]["id"] != doc_id
-                  and not own.same_as(Signature(_Candidate(self, g["hits"][0]["document"]), 1.0, self._shingles))]
-        hits = []
-        for group, duplicates in self._fold(groups)[:size]:
-            hits.append(_hit(group, duplicates, snippets=False))
-        return hits
+        candidates_ = [(group, documents_by_id[group[0]]) for group in groups
+                       if group[0] in documents_by_id and doc_id not in group
+                       and not own.same_as(Signature(_Candidate(self, documents_by_id[group[0]]), 1.0, self._shingles))]
+        folded = self._fold(candidates_, copies=lambda group: len(group) - 1)[:size]
+        return [_hit({"document": documents_by_id[group[0]]}, duplicates, snippets=False) for group, duplicates in folded]
 
     # --- what is there ----------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Read the vocabulary now (a web server calls this in the background at start)."""
+        try:
+            self.vocabulary()
+        except (IndexMissing, EngineUnavailable):
+            pass
 
     def document_count(self) -> int:
         try:
@@ -352,8 +448,8 @@ class _Candidate:
         return self._reader._text(self.id)
 
 
-def _hit(group: dict[str, Any], duplicates: int, snippets: bool = True) -> Hit:
-    best = group["hits"][0]
+def _hit(best: dict[str, Any], duplicates: int, snippets: bool = True) -> Hit:
+    """A Typesense hit ({document, highlight, text_match}) as searchd's."""
     doc = best["document"]
     snippet = _snippet(best.get("highlight", {})) if snippets else ""
     return Hit(
