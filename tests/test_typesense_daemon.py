@@ -119,8 +119,9 @@ def test_two_sources_fill_one_collection_that_one_web_app_serves(tmp_path, types
         assert_equals_folder(right, east_engine)
         assert_equals_folder(left, west_engine)
 
-        health = client.get("/healthz").get_json()
-        assert health["status"] == "ok" and health["pending"] == 0 and health["documents"] == 3
+        # The daemons publish their status from a thread of their own: a moment after they settle.
+        health = eventually(lambda: (h := client.get("/healthz").get_json())["pending"] == 0 and h)
+        assert health["status"] == "ok" and health["documents"] == 3
         assert set(health["sources"]) == {"west", "east"}
         assert all(source["daemon_running"] for source in health["sources"].values())
         assert health["nodes"] == [{"url": typesense_server.urls[0], "ok": True, "role": "leader"}]

@@ -320,3 +320,21 @@ def test_a_schema_change_fills_a_new_collection_and_swaps_the_alias(typesense_se
     assert ids(searcher, "zebra") == {"theirs/x.txt", "mine/new.txt"}
     status, _ = http_json(f"{base}/collections/{old}", key)
     assert status == 404  # dropped by its real name; the alias serves the new one
+
+
+def test_a_cluster_that_does_not_answer_is_a_503_and_healthz_says_so(tmp_path) -> None:
+    from benchmarks.typesense_nodes import free_ports
+    from searchd.config import Config
+    from searchd.web import create_app
+
+    nobody = [f"http://127.0.0.1:{port}" for port in free_ports(2)]
+    app = create_app(Config(engine="typesense", typesense_urls=tuple(nobody), typesense_key="k", folder=tmp_path))
+    client = app.test_client()
+    answer = client.get("/api/search?q=anything")
+    assert answer.status_code == 503 and "no Typesense node answered" in answer.get_json()["error"]["message"]
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "unavailable"
+    assert health["nodes"] == [{"url": url, "ok": False, "role": ""} for url in nobody]
+    guarded = create_app(Config(engine="typesense", typesense_urls=tuple(nobody), typesense_key="k", token="secret",
+                                folder=tmp_path)).test_client().get("/healthz").get_json()
+    assert guarded["nodes"] == {"answering": 0, "total": 2} and "127.0.0.1" not in str(guarded)

@@ -43,10 +43,12 @@ def idf(frequency: int, documents: int) -> float:
 
 
 def rank(cluster: Cluster, collection: str, plan: Plan, filters: list[str], params: dict[str, Any],
-         weights: dict[str, float], by_date: bool = False, facets: dict[str, Any] | None = None) -> Ranked:
-    """`weights`: word -> weight (words missing from it are not searched). `params`: the
-    search parameters every word's search shares (fields, weights, typos, prefix)."""
-    words = [w for w in dict.fromkeys(plan.words) if weights.get(w.lower(), 0) > 0]
+         documents: int, weights: dict[str, float] | None = None, by_date: bool = False,
+         facets: dict[str, Any] | None = None) -> Ranked:
+    """`params`: the search parameters every word's search shares (fields, weights, typos,
+    prefix). `weights`: word -> weight (words missing from it are not searched); by default the
+    word's IDF among the `documents`, from how many articles its own search found."""
+    words = [w for w in dict.fromkeys(plan.words) if weights is None or weights.get(w.lower(), 0) > 0]
     shared = {**params, "drop_tokens_threshold": 0, "per_page": LIST_DEPTH, "include_fields": "id,checksum,date",
               "highlight_fields": "none"}
     if filters:
@@ -67,7 +69,7 @@ def rank(cluster: Cluster, collection: str, plan: Plan, filters: list[str], para
     checksums: dict[str, str] = {}
     dates: dict[str, int] = {}
     for word, answer in zip(words, answers):
-        weight = weights[word.lower()]
+        weight = weights[word.lower()] if weights is not None else idf(int(answer.get("found", 0)), documents)
         for hit in answer.get("hits", []):
             doc = hit["document"]
             doc_id = doc["id"]

@@ -56,6 +56,9 @@ class _KeepAliveCall(ApiCall):
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # Nodes are reached directly: no proxy settings read from the environment on every
+            # request (a third of a fast search's time in requests).
+            session.trust_env = False
         return session
 
     def request(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,

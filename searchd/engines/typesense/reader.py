@@ -49,6 +49,8 @@ GENERATION_RECHECK = 0.5
 VOCABULARY_MAX_AGE = 30.0
 SIMILAR_TERMS = 12
 _FACETS = {"facet_by": "category,year", "max_facet_values": 250}
+# What folding needs of an article (folding.Candidate).
+_FOLDING_FIELDS = "id,checksum,length,sketch"
 _HIGHLIGHT = {"highlight_fields": "body,summary", "highlight_start_tag": MARK_START, "highlight_end_tag": MARK_END,
               "highlight_affix_num_tokens": SNIPPET_WORDS}
 
@@ -67,6 +69,7 @@ class TypesenseReader(EngineReader):
         self._shingles = ShingleCache()
         self._words = Normaliser(stem=False)
         self._nodes: tuple[list[dict[str, Any]], float] | None = None
+        self._count: tuple[Hashable, int] | None = None
         self._vocabulary: tuple[Vocabulary, dict[str, int]] | None = None
         self._vocabulary_of: Hashable = None
         self._vocabulary_lock = threading.Lock()
@@ -113,25 +116,25 @@ class TypesenseReader(EngineReader):
 
     def _search_any(self, plan: Plan, filters: list[str], query: EngineQuery, notice: str) -> EngineResults:
         """Any of the words, ranked by searchd (anyword.py); copies folded as for any search."""
-        ranked = anyword.rank(self.cluster, self.alias, plan, filters, self._params(plan, []),
-                              self._word_weights(plan.words), by_date=query.sort == "date",
-                              facets=_FACETS if query.facets else None)
+        ranked = anyword.rank(self.cluster, self.alias, plan, filters, self._params(plan, []), self.document_count(),
+                              by_date=query.sort == "date", facets=_FACETS if query.facets else None)
         groups = ranked.groups
         window = groups[:NEAR_DUPLICATE_WINDOW]
         start, end = query.offset, query.offset + query.limit
-        shown: list[tuple[list[str], int]] = []
         folded: list[tuple[list[str], int]] = []
         if window:
-            documents = self._documents([group[0] for group in window])
-            candidates = [(group, documents[group[0]]) for group in window if group[0] in documents]
-            folded = self._fold(candidates, copies=lambda group: len(group) - 1)
-            shown = folded[start:end]
+            known = self._documents([group[0] for group in window], _FOLDING_FIELDS)
+            folded = self._fold([(group, known[group[0]]) for group in window if group[0] in known],
+                                copies=lambda group: len(group) - 1)
         beyond = groups[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
-        shown += [(group, len(group) - 1) for group in beyond]
-        documents = self._documents([group[0] for group, _ in shown])
-        marked = self._highlights([group[0] for group, _ in shown], plan, ranked.matched) if query.snippets else {}
-        hits = [_hit({"document": documents[group[0]], "highlight": marked.get(group[0], {})}, duplicates,
-                     snippets=query.snippets) for group, duplicates in shown if group[0] in documents]
+        shown = folded[start:end] + [(group, len(group) - 1) for group in beyond]
+        ids = [group[0] for group, _ in shown]
+        if query.snippets:
+            found = self._highlighted(ids, plan, ranked.matched)
+        else:
+            found = {doc_id: {"document": doc} for doc_id, doc in self._documents(ids, ",".join(HIT_FIELDS)).items()}
+        hits = [_hit(found[group[0]], duplicates, snippets=query.snippets) for group, duplicates in shown
+                if group[0] in found]
         total = len(folded) + len(groups) - len(window)
         facets = _facets(ranked.facet_counts) if query.facets else {}
         return EngineResults(total, hits, facets, notice)
@@ -163,39 +166,34 @@ class TypesenseReader(EngineReader):
             params["filter_by"] = " && ".join(filters)
         return params
 
-    def _word_weights(self, words: list[str]) -> dict[str, float]:
-        """Each word's inverse document frequency (0 for a word no article has)."""
-        frequencies = self._document_frequencies(words)
-        documents = max(1, self.document_count())
-        return {w.lower(): anyword.idf(frequencies[w.lower()], documents) if frequencies.get(w.lower()) else 0.0
-                for w in words}
-
-    def _documents(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """What a hit shows of each article, by id, in one search (ids a filter cannot quote are
+    def _documents(self, ids: list[str], fields: str) -> dict[str, dict[str, Any]]:
+        """Those fields of each article, by id, in one search (ids a filter cannot quote are
         fetched one by one)."""
         found: dict[str, dict[str, Any]] = {}
         quotable = [i for i in dict.fromkeys(ids) if "`" not in i]
         for start in range(0, len(quotable), anyword.LIST_DEPTH):
             chunk = quotable[start:start + anyword.LIST_DEPTH]
             answer = self._search({"q": "*", "filter_by": "id:[" + ",".join(f"`{i}`" for i in chunk) + "]",
-                                   "per_page": len(chunk), "include_fields": ",".join(HIT_FIELDS),
-                                   "highlight_fields": "none"})
+                                   "per_page": len(chunk), "include_fields": fields, "highlight_fields": "none"})
             found.update({hit["document"]["id"]: hit["document"] for hit in answer.get("hits", [])})
         for doc_id in ids:
-            if "`" in doc_id and (doc := self._get(doc_id, ",".join(HIT_FIELDS))) is not None:
+            if "`" in doc_id and (doc := self._get(doc_id, fields)) is not None:
                 found[doc_id] = doc
         return found
 
-    def _highlights(self, ids: list[str], plan: Plan, matched: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-        """Typesense's highlights of each shown article, for the words it has."""
+    def _highlighted(self, ids: list[str], plan: Plan, matched: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+        """Each shown article as a hit, with Typesense's highlights of the words it has: one
+        search per article, all in one round trip."""
         searches = [{"collection": self.alias, **self._params(plan, [f"id:=`{doc_id}`"]),
-                     "q": plan.q(matched.get(doc_id, [])), **_HIGHLIGHT, "include_fields": "id", "per_page": 1}
-                    for doc_id in ids if "`" not in doc_id]
+                     "q": plan.q(matched.get(doc_id, [])), **_HIGHLIGHT, "include_fields": ",".join(HIT_FIELDS),
+                     "per_page": 1} for doc_id in ids if "`" not in doc_id]
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(searches), anyword.MULTI_SEARCH_LIMIT):
             for answer in self.cluster.multi_search(searches[start:start + anyword.MULTI_SEARCH_LIMIT]):
-                for hit in answer.get("hits", []):
-                    found[hit["document"]["id"]] = hit.get("highlight", {})
+                found.update({hit["document"]["id"]: hit for hit in answer.get("hits", [])})
+        missing = [doc_id for doc_id in ids if doc_id not in found]
+        if missing:  # ids a filter cannot quote: shown with their lead
+            found.update({i: {"document": d} for i, d in self._documents(missing, ",".join(HIT_FIELDS)).items()})
         return found
 
     def _search(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -372,9 +370,9 @@ class TypesenseReader(EngineReader):
         if not terms:
             return []
         plan = Plan(words=terms, query_by=("title", "body"), any_word=True)
-        ranked = anyword.rank(self.cluster, self.alias, plan, [], self._params(plan, []), weights)
+        ranked = anyword.rank(self.cluster, self.alias, plan, [], self._params(plan, []), documents, weights)
         groups = ranked.groups[: size * 3 + 6]
-        documents_by_id = self._documents([group[0] for group in groups])
+        documents_by_id = self._documents([group[0] for group in groups], ",".join(HIT_FIELDS))
         own = Signature(_Candidate(self, source), 1.0, self._shingles)
         candidates_ = [(group, documents_by_id[group[0]]) for group in groups
                        if group[0] in documents_by_id and doc_id not in group
@@ -392,10 +390,17 @@ class TypesenseReader(EngineReader):
             pass
 
     def document_count(self) -> int:
+        """Articles in the collection (asked again when the daemons committed)."""
+        generation = self.generation()
+        known = self._count
+        if known is not None and known[0] == generation:
+            return known[1]
         try:
-            return int(self.store.live().get("num_documents", 0))
+            count = int(self.store.live().get("num_documents", 0))
         except IndexMissing:
             return 0
+        self._count = (generation, count)
+        return count
 
     def indexed(self) -> dict[str, Indexed]:
         live = self.store.live()["name"]
