@@ -43,7 +43,7 @@ import corpora  # noqa: E402
 import http_throughput as http  # noqa: E402
 import loadgen  # noqa: E402
 import outputs  # noqa: E402
-from typesense_nodes import http_json, start_cluster  # noqa: E402
+from typesense_nodes import start_cluster  # noqa: E402
 
 log = http.log
 
@@ -95,49 +95,24 @@ def typesense_side(corpus: corpora.Corpus, nodes: int, queries: list[str], args:
     with start_cluster(nodes, workdir=root, timeout=180) as cluster:
         base, key = cluster.urls[0], cluster.api_key
         empty = node_memory(cluster)
-        raw = http.typesense_import(base, key, corpus.root)
-        raw_memory = node_memory(cluster)
-        http_json(f"{base}/collections/{http.COLLECTION}", key, method="DELETE")
-        log(f"{corpus.name}: {nodes} node(s): raw import {raw['import_docs_per_s']} docs/s")
-        time.sleep(2)  # let the nodes return what the dropped collection held
-        before = node_memory(cluster)
         engine = ["--engine", "typesense", "--typesense-url", ",".join(cluster.urls), "--typesense-key", key,
                   "--collection", "articles"]
         seconds = timed_index(searchd("index", str(corpus.root), *engine), work, f"{corpus.name}-ts{nodes}")
         after = node_memory(cluster)
         log(f"{corpus.name}: {nodes} node(s): searchd index {corpus.documents / seconds:.0f} articles/s")
-        per_10k = [round((a["rss_mb"] - b["rss_mb"]) / corpus.documents * 10_000, 1) for a, b in zip(after, before)]
+        per_10k = [round((a["rss_mb"] - e["rss_mb"]) / corpus.documents * 10_000, 1) for a, e in zip(after, empty)]
         figures = web_side(f"typesense-{nodes}", searchd("web", *engine), corpus, queries, args, work)
         figures["nodes_memory_under_load"] = node_memory(cluster)
+        # The peer of the import: the same articles as plain documents into a second collection
+        # (after the memory figures, which are searchd's collection alone).
+        raw = http.typesense_import(base, key, corpus.root)
+        log(f"{corpus.name}: {nodes} node(s): raw import {raw['import_docs_per_s']} docs/s")
     return {
         "nodes": nodes, "raw_import": raw, "index_seconds": round(seconds, 2),
         "index_docs_per_s": round(corpus.documents / seconds),
-        "node_memory": {"empty": empty, "after_raw_import": raw_memory, "before_searchd": before, "after_searchd": after,
-                   "searchd_mb_per_10k_articles": per_10k},
+        "node_memory": {"empty": empty, "after_searchd": after, "searchd_mb_per_10k_articles": per_10k},
         **figures,
     }
-
-
-def markdown(results: dict) -> str:
-    lines = outputs.heading(results, "searchd on Typesense: import, memory, HTTP")
-    for corpus in results["corpora"]:
-        lines += [f"## {corpus['name']} ({corpus['documents']} articles)", "",
-                  "| engine | import articles/s | raw Typesense import docs/s | RSS MB per node per 10k articles |",
-                  "|---|---|---|---|",
-                  f"| Whoosh (`searchd index`) | {corpus['whoosh']['index_docs_per_s']} | | |"]
-        for entry in corpus["typesense"]:
-            lines.append(f"| Typesense, {entry['nodes']} node(s) | {entry['index_docs_per_s']} | "
-                         f"{entry['raw_import']['import_docs_per_s']} | "
-                         f"{', '.join(str(x) for x in entry['node_memory']['searchd_mb_per_10k_articles'])} |")
-        lines += ["", "| `searchd web` on | connections | req/s | p50 ms | p90 ms | p99 ms | errors | web PSS MB |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for label, figures in [("Whoosh", corpus["whoosh"])] + [(f"Typesense, {e['nodes']} node(s)", e)
-                                                                for e in corpus["typesense"]]:
-            for level, row in figures["levels"].items():
-                lines.append(f"| {label} | {level} | {row['requests_per_s']} | {row['p50_ms']} | {row['p90_ms']} | "
-                             f"{row['p99_ms']} | {row['errors']} | {figures['memory'][level]['pss_mb']} |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def _archives(args: argparse.Namespace) -> dict[str, Path]:

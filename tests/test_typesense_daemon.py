@@ -226,3 +226,20 @@ def test_index_and_search_commands(folder, typesense_server, typesense_collectio
                                 capture_output=True, text=True, timeout=60, cwd=REPO)
     assert bad_source.returncode == 2 and "--source" in bad_source.stderr
     drop_collections(typesense_server, typesense_collection)
+
+
+def test_eval_command_on_typesense(tmp_path, typesense_server, typesense_collection):
+    docs = tmp_path / "docs"
+    write(docs / "1.txt", "Boundary layers\n\nThe boundary layer of a heated wing.\n")
+    write(docs / "2.txt", "Shock waves\n\nShock waves at supersonic speed.\n")
+    write(docs / "3.txt", "Wing flutter\n\nFlutter of a wing in a wind tunnel.\n")
+    write(tmp_path / "queries.tsv", "q1\theated boundary layer of a wing\nq2\tsupersonic shock\n")
+    write(tmp_path / "qrels.tsv", "q1\t1\t2\nq1\t3\t1\nq2\t2\t1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "searchd", "eval", "--docs", str(docs), "--queries", str(tmp_path / "queries.tsv"),
+         "--qrels", str(tmp_path / "qrels.tsv"), "--engine", "typesense", "--typesense-url", typesense_server.urls[0],
+         "--typesense-key", typesense_server.api_key, "--collection", typesense_collection],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    scores = dict(line.split(None, 1) for line in done.stdout.splitlines())
+    assert scores["queries"] == "2" and float(scores["MRR"]) == 1.0, done.stdout
