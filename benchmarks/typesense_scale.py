@@ -43,7 +43,7 @@ import corpora  # noqa: E402
 import http_throughput as http  # noqa: E402
 import loadgen  # noqa: E402
 import outputs  # noqa: E402
-from typesense_nodes import start_cluster  # noqa: E402
+from typesense_nodes import http_json, start_cluster  # noqa: E402
 
 log = http.log
 
@@ -89,6 +89,19 @@ def node_memory(cluster) -> list[dict[str, float]]:
     return [node.memory() for node in cluster.nodes]
 
 
+def restarted_memory(cluster) -> list[dict[str, float]]:
+    """Each node's RSS once restarted on its data (one at a time, the others serving) and asked a
+    search: what the collection holds, without what the import left in the allocator."""
+    found = []
+    for node in cluster.nodes:
+        node.stop()
+        node.start()
+        cluster.wait_ready(timeout=300)
+        http_json(f"{node.url}/collections/articles/documents/search?q=market&query_by=title,body", cluster.api_key)
+        found.append(node.memory())
+    return found
+
+
 def typesense_side(corpus: corpora.Corpus, nodes: int, queries: list[str], args: argparse.Namespace,
                    work: Path) -> dict:
     root = work / f"{corpus.name}-typesense-{nodes}"
@@ -100,9 +113,10 @@ def typesense_side(corpus: corpora.Corpus, nodes: int, queries: list[str], args:
         seconds = timed_index(searchd("index", str(corpus.root), *engine), work, f"{corpus.name}-ts{nodes}")
         after = node_memory(cluster)
         log(f"{corpus.name}: {nodes} node(s): searchd index {corpus.documents / seconds:.0f} articles/s")
-        per_10k = [round((a["rss_mb"] - e["rss_mb"]) / corpus.documents * 10_000, 1) for a, e in zip(after, empty)]
         figures = web_side(f"typesense-{nodes}", searchd("web", *engine), corpus, queries, args, work)
         figures["nodes_memory_under_load"] = node_memory(cluster)
+        steady = restarted_memory(cluster)
+        per_10k = [round((r["rss_mb"] - e["rss_mb"]) / corpus.documents * 10_000, 1) for r, e in zip(steady, empty)]
         # The peer of the import: the same articles as plain documents into a second collection
         # (after the memory figures, which are searchd's collection alone).
         raw = http.typesense_import(base, key, corpus.root)
@@ -110,9 +124,32 @@ def typesense_side(corpus: corpora.Corpus, nodes: int, queries: list[str], args:
     return {
         "nodes": nodes, "raw_import": raw, "index_seconds": round(seconds, 2),
         "index_docs_per_s": round(corpus.documents / seconds),
-        "node_memory": {"empty": empty, "after_searchd": after, "searchd_mb_per_10k_articles": per_10k},
+        "node_memory": {"empty": empty, "after_searchd": after, "after_restart": steady,
+                        "searchd_mb_per_10k_articles": per_10k},
         **figures,
     }
+
+
+def markdown(results: dict) -> str:
+    lines = outputs.heading(results, "searchd on Typesense: import, memory, HTTP")
+    for corpus in results["corpora"]:
+        lines += [f"## {corpus['name']} ({corpus['documents']} articles)", "",
+                  "| engine | import articles/s | raw Typesense import docs/s | RSS MB per node per 10k articles |",
+                  "|---|---|---|---|",
+                  f"| Whoosh (`searchd index`) | {corpus['whoosh']['index_docs_per_s']} | | |"]
+        for entry in corpus["typesense"]:
+            lines.append(f"| Typesense, {entry['nodes']} node(s) | {entry['index_docs_per_s']} | "
+                         f"{entry['raw_import']['import_docs_per_s']} | "
+                         f"{', '.join(str(x) for x in entry['node_memory']['searchd_mb_per_10k_articles'])} |")
+        lines += ["", "| `searchd web` on | connections | req/s | p50 ms | p90 ms | p99 ms | errors | web PSS MB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, figures in [("Whoosh", corpus["whoosh"])] + [(f"Typesense, {e['nodes']} node(s)", e)
+                                                                for e in corpus["typesense"]]:
+            for level, row in figures["levels"].items():
+                lines.append(f"| {label} | {level} | {row['requests_per_s']} | {row['p50_ms']} | {row['p90_ms']} | "
+                             f"{row['p99_ms']} | {row['errors']} | {figures['memory'][level]['pss_mb']} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _archives(args: argparse.Namespace) -> dict[str, Path]:

@@ -99,9 +99,9 @@ def test_two_sources_fill_one_collection_that_one_web_app_serves(tmp_path, types
     from searchd.web import create_app
 
     left, right = tmp_path / "left", tmp_path / "right"
-    for name, folder in (("left", left), ("right", right)):
-        write(folder / "news" / "same-name.txt", article(f"{name}word", title=f"From the {name}"))
-        write(folder / "shared.txt", article(f"common {name}"))
+    for name, side in (("left", left), ("right", right)):
+        write(side / "news" / "same-name.txt", article(f"{name}word", title=f"From the {name}"))
+        write(side / "shared.txt", article(f"common {name}"))
     with running(left, typesense_server, typesense_collection, "west"), \
             running(right, typesense_server, typesense_collection, "east") as east:
         west_engine = engine(typesense_server, typesense_collection, "west")

@@ -261,7 +261,7 @@ def test_a_lock_whose_holder_is_gone_is_taken_over(typesense_server, typesense_c
                   method="POST", body=(f'{{"id": "lock:one", "kind": "lock", "source": "one", "holder": "{holder}", '
                                        f'"expires": {int(expires)}}}').encode())
         engine(typesense_server, typesense_collection, "one").open_writer().close()
-    live = f"pid 1 on elsewhere (z)"
+    live = "pid 1 on elsewhere (z)"
     http_json(f"{typesense_server.urls[0]}/collections/{status}/documents?action=upsert", typesense_server.api_key,
               method="POST", body=(f'{{"id": "lock:one", "kind": "lock", "source": "one", "holder": "{live}", '
                                    f'"expires": {int(time.time() + 600)}}}').encode())
@@ -282,8 +282,9 @@ def test_no_collection_yet_is_index_missing(typesense_server, typesense_collecti
     reader = engine(typesense_server, typesense_collection).open_reader()
     with pytest.raises(IndexMissing):
         reader.stats()
-    with pytest.raises(IndexMissing):
-        Searcher(reader).search(SearchRequest(q="anything"))
+    for text in ("anything", "a sentence of many words read as any of them"):
+        with pytest.raises(IndexMissing):
+            Searcher(reader).search(SearchRequest(q=text))
     assert reader.document_count() == 0 and reader.daemon_status() == {}
 
 

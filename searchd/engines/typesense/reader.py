@@ -11,6 +11,7 @@ each other have their texts fetched.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import threading
@@ -55,6 +56,23 @@ _HIGHLIGHT = {"highlight_fields": "body,summary", "highlight_start_tag": MARK_ST
               "highlight_affix_num_tokens": SNIPPET_WORDS}
 
 
+def _no_collection_is_index_missing(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Typesense answers a search of a collection that does not exist with 404 "Not found.":
+    nothing has been indexed yet (readers answer 503 and say so)."""
+
+    @functools.wraps(method)
+    def call(self: "TypesenseReader", *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except Refused as refused:
+            if refused.status == 404 and "not found" in refused.message.lower():
+                raise IndexMissing(f"no collection {self.alias!r} in the Typesense cluster yet: start "
+                                   "`searchd watch --engine typesense` (or `searchd index`) to fill it") from None
+            raise
+
+    return call
+
+
 class TypesenseReader(EngineReader):
     def __init__(self, cluster: Cluster, alias: str, source: str | None = None):
         """`source` narrows `daemon_status` to that source's daemon; searches cover every source."""
@@ -88,6 +106,7 @@ class TypesenseReader(EngineReader):
 
     # --- search -----------------------------------------------------------------------------------
 
+    @_no_collection_is_index_missing
     def search(self, query: EngineQuery) -> EngineResults:
         plan = compile_tree(query.tree)
         notice = "; ".join(plan.notices)
@@ -110,7 +129,7 @@ class TypesenseReader(EngineReader):
             beyond = self._groups(params, len(window) + max(0, start - len(folded)), len(window) + end - len(folded))
             results += [(group["hits"][0], len(group["hits"]) - 1) for group in beyond]
         total = len(folded) + int(first.get("found", 0)) - len(window)
-        hits = [_hit(hit, duplicates) for hit, duplicates in results]
+        hits = [_hit(hit, duplicates, snippets=query.snippets) for hit, duplicates in results]
         facets = _facets(first.get("facet_counts", [])) if query.facets else {}
         return EngineResults(total, hits, facets, notice)
 
@@ -139,6 +158,7 @@ class TypesenseReader(EngineReader):
         facets = _facets(ranked.facet_counts) if query.facets else {}
         return EngineResults(total, hits, facets, notice)
 
+    @_no_collection_is_index_missing
     def count(self, tree: All | AnyOf | Not) -> int:
         plan = compile_tree(tree)
         if plan.empty:
@@ -197,12 +217,7 @@ class TypesenseReader(EngineReader):
         return found
 
     def _search(self, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return self.cluster.search(self.alias, params)
-        except Refused as refused:
-            if refused.status == 404 and "not found" in refused.message.lower():
-                raise IndexMissing(f"no collection {self.alias!r} in the Typesense cluster yet") from None
-            raise
+        return self.cluster.search(self.alias, params)
 
     def _groups(self, params: dict[str, Any], start: int, end: int) -> list[dict[str, Any]]:
         """Groups start..end-1 of the ranked list, in at most two pages of `end - start`."""
@@ -349,6 +364,7 @@ class TypesenseReader(EngineReader):
                 return None
             raise
 
+    @_no_collection_is_index_missing
     def similar(self, doc_id: str, size: int) -> list[Hit]:
         """Typesense 0.24 has no "more like this": the article's key words (frequent in it, rare in
         the collection) are searched as any of them (anyword.py), each weighted by how key it is;
