@@ -4,7 +4,7 @@ searchd on top of Typesense.
 
 Typesense 0.24 has no OR: asked for many words it drops them from the end of the query until
 enough articles match, so an article with only a middle word is never found, and its ranking
-knows nothing of how rare a word is (SciFact train nDCG@10 0.33 that way, against 0.65 here).
+knows nothing of how rare a word is (SciFact train nDCG@10 0.33 that way, against 0.64 here).
 Instead each word is searched alone (one multi_search), and articles are ranked by the sum of
 the weights of the words they have (inverse document frequency, by default), each times the
 weight of the best field it is in (title 1.5, summary 1.2, body 1: the Whoosh engine's field
