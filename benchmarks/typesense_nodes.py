@@ -252,14 +252,19 @@ class TypesenseCluster:
 
 
 def start_cluster(size: int = 3, api_key: str | None = None, workdir: Path | None = None,
-                  timeout: float = 90.0, extra_args: tuple[str, ...] = ()) -> TypesenseCluster:
+                  timeout: float = 90.0, extra_args: tuple[str, ...] = (),
+                  first_port: int | None = None) -> TypesenseCluster:
     """Start `size` nodes on loopback (size 1: a lone node, no --nodes file) and wait until they
-    are ready. On failure everything started is stopped again."""
+    are ready. API ports are free ones, or first_port, first_port + 1, ... (peering ports then
+    100 above them). On failure everything started is stopped again."""
     owns = workdir is None
     root = Path(tempfile.mkdtemp(prefix="typesense-")) if workdir is None else workdir
     root.mkdir(parents=True, exist_ok=True)
     key = api_key or secrets.token_hex(12)
-    ports = free_ports(2 * size)
+    if first_port is None:
+        ports = free_ports(2 * size)
+    else:
+        ports = [port for i in range(size) for port in (first_port + i, first_port + 100 + i)]
     nodes = [TypesenseNode(root / f"node{i}", key, ports[2 * i], ports[2 * i + 1], extra_args=extra_args)
              for i in range(size)]
     if size > 1:
@@ -281,3 +286,39 @@ def start_node(api_key: str | None = None, workdir: Path | None = None, timeout:
                extra_args: tuple[str, ...] = ()) -> TypesenseCluster:
     """One node, as a cluster of one (its only node is `.nodes[0]`)."""
     return start_cluster(1, api_key, workdir, timeout, extra_args)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start a cluster on this machine and keep it running until Ctrl-C (or SIGTERM)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Start Typesense 0.24.1 nodes on loopback until Ctrl-C.")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--api-key", help="the key every client must send [default: a random one]")
+    parser.add_argument("--port", type=int, help="API port of the first node (the others follow; peering "
+                                                 "ports are 100 above) [default: free ports]")
+    parser.add_argument("--data", type=Path, help="data directories here, kept after stopping "
+                                                 "[default: a temporary directory, removed]")
+    args = parser.parse_args(argv)
+    cluster = start_cluster(args.nodes, args.api_key, args.data, timeout=120, first_port=args.port)
+    if args.data is not None:
+        cluster.owns_workdir = False
+    signal.signal(signal.SIGTERM, _interrupt)
+    print(f"Typesense {len(cluster.nodes)} node(s) ready, leader {cluster.leader().url}", flush=True)
+    print(f"SEARCHD_TYPESENSE_URL={','.join(cluster.urls)}", flush=True)
+    print(f"SEARCHD_TYPESENSE_KEY={cluster.api_key}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

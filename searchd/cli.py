@@ -17,7 +17,7 @@ import orjson
 from .config import Config
 from .folder import FileRules
 from .engines import open_engine
-from .engines.base import IndexBusy, IndexMissing
+from .engines.base import EngineUnavailable, IndexBusy, IndexMissing
 from .search import BadRequest, SearchRequest, Searcher
 from .sync import index_once
 
@@ -35,6 +35,7 @@ def _setup_logging(level: str) -> None:
 def _config(**overrides: Any) -> Config:
     try:
         config = Config.load(**overrides)
+        open_engine(config)  # the engine settings make sense (nothing is opened yet)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _setup_logging(config.log_level)
@@ -47,6 +48,18 @@ def folder_option(f: Callable) -> Callable:
 
 def index_option(f: Callable) -> Callable:
     return click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index directory [env SEARCHD_INDEX; default index/]")(f)
+
+
+def engine_options(f: Callable) -> Callable:
+    f = click.option("--source", help="With typesense: this daemon's name; its article ids are NAME/<path> and it "
+                                      "owns only those [env SEARCHD_SOURCE; default: none, the whole collection]")(f)
+    f = click.option("--collection", help="Typesense collection (an alias) [env SEARCHD_COLLECTION; default articles]")(f)
+    f = click.option("--typesense-key", help="Typesense API key [env SEARCHD_TYPESENSE_KEY]")(f)
+    f = click.option("--typesense-url", "typesense_urls", metavar="URL[,URL...]",
+                     help="Every node of the Typesense cluster [env SEARCHD_TYPESENSE_URL]")(f)
+    f = click.option("--engine", type=click.Choice(["whoosh", "typesense"]),
+                     help="Search engine [env SEARCHD_ENGINE; default whoosh: a local index]")(f)
+    return f
 
 
 def daemon_options(f: Callable) -> Callable:
@@ -91,9 +104,9 @@ def _start_daemon(config: Config):
 
     try:
         return Daemon(config).start()
-    except IndexBusy as exc:
+    except (IndexBusy, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -110,6 +123,7 @@ def _serve_http(config: Config, with_daemon: bool) -> None:
 @click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
 @folder_option
 @index_option
+@engine_options
 @web_options
 @daemon_options
 def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
@@ -123,13 +137,15 @@ def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
 @click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
 @folder_option
 @index_option
+@engine_options
 @daemon_options
 def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
     """Run the indexing daemon alone (a separate `searchd web` only reads the index)."""
     config = _config(folder=folder_arg or folder, **options)
     daemon = _start_daemon(config)
     _raise_on_sigterm()
-    click.echo(f"searchd: watching {config.folder} into {config.index_dir} ({daemon.observer_kind}); Ctrl-C stops", err=True)
+    click.echo(f"searchd: watching {config.folder} into {daemon.engine.describe()} ({daemon.observer_kind}); "
+               "Ctrl-C stops", err=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -140,6 +156,7 @@ def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
 
 @main.command()
 @index_option
+@engine_options
 @web_options
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def web(**options: Any) -> None:
@@ -152,6 +169,7 @@ def web(**options: Any) -> None:
 @click.argument("folder_arg", required=False, type=click.Path(path_type=Path))
 @folder_option
 @index_option
+@engine_options
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def index_command(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
     """Bring the index in line with FOLDER once: add new, update changed, delete vanished files."""
@@ -163,7 +181,7 @@ def index_command(folder_arg: Path | None, folder: Path | None, **options: Any) 
         with _progress_bar() as progress:
             report = index_once(open_engine(config), Path(config.folder), rules, config.max_file_bytes,
                                 batch_size=config.batch_size, progress=progress)
-    except IndexBusy as exc:
+    except (IndexBusy, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     for article_id, reason in sorted(report.skipped.items()):
         click.echo(f"skipped {article_id}: {reason}", err=True)
@@ -195,20 +213,22 @@ class _progress_bar:
 @main.command()
 @click.argument("query")
 @index_option
+@engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 @click.option("--size", type=int, default=10, show_default=True)
 @click.option("--page", type=int, default=1, show_default=True)
 @click.option("--sort", type=click.Choice(["relevance", "date"]), default="relevance", show_default=True)
 @click.option("--category", default="")
-def search(query: str, index_dir: Path | None, as_json: bool, size: int, page: int, sort: str, category: str) -> None:
+def search(query: str, index_dir: Path | None, as_json: bool, size: int, page: int, sort: str, category: str,
+           **options: Any) -> None:
     """Search the index and print the best matches."""
-    config = _config(index_dir=index_dir, log_level="WARNING")
+    config = _config(index_dir=index_dir, log_level="WARNING", **options)
     searcher = Searcher(open_engine(config).open_reader())
     try:
         result = searcher.search(SearchRequest(q=query, page=page, size=size, sort=sort, category=category))
     except (BadRequest, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    except IndexMissing as exc:
+    except (IndexMissing, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(orjson.dumps(asdict(result), option=orjson.OPT_INDENT_2).decode())
@@ -230,16 +250,17 @@ def _plain(snippet: str) -> str:
 
 @main.command()
 @index_option
+@engine_options
 @click.option("--json", "as_json", is_flag=True)
-def status(index_dir: Path | None, as_json: bool) -> None:
+def status(index_dir: Path | None, as_json: bool, **options: Any) -> None:
     """Show documents, segments, pending changes and skipped files."""
-    config = _config(index_dir=index_dir, log_level="WARNING")
+    config = _config(index_dir=index_dir, log_level="WARNING", **options)
     engine = open_engine(config)
     reader = engine.open_reader()
-    report = reader.daemon_status()
     try:
+        report = reader.daemon_status()
         stats = asdict(reader.stats())
-    except IndexMissing as exc:
+    except (IndexMissing, EngineUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     daemon_running = engine.writer_running()
     data = {**report, **stats, "daemon_running": daemon_running}
@@ -280,15 +301,22 @@ def status(index_dir: Path | None, as_json: bool) -> None:
               help="Index directory to build or reuse [default: one per folder in the temp directory].")
 @click.option("--grades", type=click.Choice(["auto", "as-is", "cranfield"]), default="auto", show_default=True,
               help="How qrels grades become gains; auto reads -1 grades as Cranfield's codes (1 best .. 4).")
-def eval_command(docs: Path, queries: Path, qrels: Path, k: int, index_dir: Path | None, grades: str) -> None:
+@engine_options
+def eval_command(docs: Path, queries: Path, qrels: Path, k: int, index_dir: Path | None, grades: str,
+                 **options: Any) -> None:
     """Index DOCS (or reuse its index) and print nDCG@k, MAP@100, Recall@100 and MRR (trec_eval's
-    definitions) of the default search path for the judged queries."""
+    definitions) of the default search path for the judged queries. With --engine typesense the
+    articles go to a collection of their own (--collection, default eval-<folder>) in the cluster."""
     from . import evaluate
 
-    _setup_logging("WARNING")
     gains = None if grades == "auto" else ("" if grades == "as-is" else grades)
+    engine = None
+    if (options.get("engine") or Config.load().engine) == "typesense":
+        config = _config(**{**options, "collection": options.get("collection") or evaluate.default_collection(docs)})
+        engine = open_engine(config)
+    _setup_logging("WARNING")
     with _progress_bar() as progress:
-        scores, summary = evaluate.run(docs, queries, qrels, index_dir, k, gains, progress)
+        scores, summary = evaluate.run(docs, queries, qrels, index_dir, k, gains, progress, engine=engine)
     click.echo(f"index        {summary}", err=True)
     for line in scores.lines():
         click.echo(line)

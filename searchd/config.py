@@ -35,6 +35,12 @@ class Config:
     # /metrics without the token for a scraper on this machine (a loopback client).
     open_metrics: bool = False
     log_level: str = "INFO"
+    # --engine typesense: every node of the cluster, its API key, the collection (an alias) and
+    # this daemon's source (its article ids are then "<source>/<path>").
+    typesense_urls: tuple[str, ...] = ()
+    typesense_key: str | None = None
+    collection: str = "articles"
+    source: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
@@ -73,6 +79,10 @@ _ENV_NAMES = {
     "cors_origins": "SEARCHD_CORS_ORIGINS",
     "open_metrics": "SEARCHD_OPEN_METRICS",
     "log_level": "SEARCHD_LOG_LEVEL",
+    "typesense_urls": "SEARCHD_TYPESENSE_URL",
+    "typesense_key": "SEARCHD_TYPESENSE_KEY",
+    "collection": "SEARCHD_COLLECTION",
+    "source": "SEARCHD_SOURCE",
 }
 
 

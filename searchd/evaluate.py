@@ -18,7 +18,10 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 # Grades as judged -> gains. Cranfield codes 1 (complete answer) .. 4 (minimum interest); -1 is
 # "not relevant". Graded collections with 0/1/2 (SciFact) are used as they are.
@@ -152,19 +155,26 @@ def default_index_dir(docs: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"searchd-eval-{Path(docs).resolve().name}-{digest}"
 
 
+def default_collection(docs: Path) -> str:
+    """The Typesense collection of an evaluated folder (reused like its Whoosh index)."""
+    return "eval-" + default_index_dir(docs).name.removeprefix("searchd-eval-").replace("_", "-")[-50:]
+
+
 def run(docs: Path, queries_path: Path, qrels_path: Path, index_dir: Path | None = None, k: int = 10,
         gains: str | None = None, progress: Callable[[int, int], None] | None = None,
-        depth: int = 100) -> tuple[Scores, str]:
+        depth: int = 100, engine: "Engine | None" = None) -> tuple[Scores, str]:
     """Index (or reuse) docs, then evaluate every judged query through the search path the API
     uses (`Searcher.ranked_ids`, the same reading, ranking and folding as GET /api/search).
-    MAP@100 and Recall@100 need depth 100; nDCG@k alone is exact with depth k (and faster)."""
+    MAP@100 and Recall@100 need depth 100; nDCG@k alone is exact with depth k (and faster).
+    The engine is a Whoosh index in `index_dir` unless another is given."""
     from .config import DEFAULT_MAX_FILE_BYTES
     from .engines.whoosh import WhooshEngine
     from .folder import FileRules
     from .search import Searcher
     from .sync import index_once
 
-    engine = WhooshEngine(Path(index_dir) if index_dir else default_index_dir(docs))
+    if engine is None:
+        engine = WhooshEngine(Path(index_dir) if index_dir else default_index_dir(docs))
     summary = index_once(engine, Path(docs), FileRules(), DEFAULT_MAX_FILE_BYTES).summary()
     searcher = Searcher(engine.open_reader())
     depth = max(depth, k)

@@ -11,6 +11,8 @@ their checksum, their length and their text.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from typing import Hashable, Mapping, Protocol, Sequence, TypeVar
 
@@ -31,6 +33,11 @@ NEAR_DUPLICATE_SCORE = 0.95
 # lengths are approximate (one byte each), hence the margin.
 _LENGTH_RATIO = 0.6
 _SHINGLE_WORD = re.compile(r"\w+")
+# Hashes kept in an article's sketch, and the estimated resemblance below which two articles are
+# not compared further.
+SKETCH_SIZE = 32
+SKETCH_FLOOR = 0.4
+SKETCH_BANDS = 8
 # Odd 64-bit multipliers that mix four word hashes into one shingle hash.
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
@@ -38,7 +45,9 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dt
 class Candidate(Protocol):
     """What folding needs of an article: its checksum (cheap), its length in indexed words if
     known (cheap, or None), a key for the shingle cache (None: do not cache), and its text
-    (possibly costly: read only when needed)."""
+    (possibly costly: read only when needed). A candidate may also carry a `sketch` (see
+    `sketch()`, computed when it was indexed): then only pairs whose sketches say they may be
+    near-identical read their texts."""
 
     checksum: str
     length: float | None
@@ -70,6 +79,49 @@ def shingles(text: str) -> np.ndarray:
     return np.unique(runs)
 
 
+def sketch(text: str) -> str:
+    """A bottom-k sketch of the text's 4-shingles (the top 32 bits of the SKETCH_SIZE smallest of
+    their hashes, in base64), from hashes that are the same in every process (Python's own str hash is not): kept
+    with an article when it is indexed, it estimates the resemblance of two articles without
+    their texts (`resemblance`)."""
+    words = [_stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
+    hashes = np.array(words or [0], dtype=np.uint64)
+    if len(hashes) < 4:
+        hashes = np.concatenate([hashes, np.zeros(4 - len(hashes), dtype=np.uint64)])
+    with np.errstate(over="ignore"):
+        runs = hashes[:-3] * _MIX[0] + hashes[1:-2] * _MIX[1] + hashes[2:-1] * _MIX[2] + hashes[3:]
+    return base64.b64encode((np.unique(runs)[:SKETCH_SIZE] >> np.uint64(32)).astype(">u4").tobytes()).decode("ascii")
+
+
+def resemblance(first: np.ndarray, second: np.ndarray) -> float:
+    """Estimated Jaccard resemblance of the shingle sets two sketches (decoded by
+    `sketch_values`) were made from: the share, among the SKETCH_SIZE smallest hashes of both, of
+    those in both (exact for short texts, whose sketch is their whole set)."""
+    union = np.union1d(first, second)[:SKETCH_SIZE]
+    if not len(union):
+        return 1.0
+    both = np.intersect1d(np.intersect1d(first, second, assume_unique=True), union, assume_unique=True)
+    return len(both) / len(union)
+
+
+def sketch_values(value: str) -> np.ndarray:
+    return np.unique(np.frombuffer(base64.b64decode(value), dtype=">u4").astype(np.uint32))
+
+
+def _stable_word_hash(word: str) -> int:
+    found = _WORD_HASHES.get(word)
+    if found is None:
+        found = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+        if len(_WORD_HASHES) >= 200_000:  # a collection repeats its words: a bounded memo is enough
+            _WORD_HASHES.clear()
+        _WORD_HASHES[word] = found
+    return found
+
+
+# Word -> stable hash, per process (a cache, not state: any value is recomputed identically).
+_WORD_HASHES: dict[str, int] = {}
+
+
 class Signature:
     """What decides that two articles are the same."""
 
@@ -77,6 +129,8 @@ class Signature:
         self.candidate = candidate
         self.checksum = candidate.checksum
         self.length = candidate.length
+        sketched = getattr(candidate, "sketch", None)
+        self.sketch: np.ndarray | None = sketch_values(sketched) if sketched else None
         self.score = score
         self._cache = cache if candidate.key is not None else None
         self._shingles: np.ndarray | None = None
@@ -107,6 +161,10 @@ class Signature:
             short, long = sorted((self.length, other.length))
             if short < _LENGTH_RATIO * long:
                 return False
+        # Sketches far apart are texts far apart (with 32 hashes, a pair sharing 80% of its
+        # shingles estimates below SKETCH_FLOOR about once in 10^8): no text is read.
+        if self.sketch is not None and other.sketch is not None and resemblance(self.sketch, other.sketch) < SKETCH_FLOOR:
+            return False
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
             return False
@@ -127,11 +185,20 @@ def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None =
     by_checksum: dict[str, list[T]] = {}
     # The cheap tests of same_as (scores and lengths close), for all kept articles at once.
     kept_scores, kept_lengths = np.empty(len(ranked)), np.empty(len(ranked))
+    # Sketched articles are compared only with those sharing one of their SKETCH_BANDS smallest
+    # hashes (near copies share several: a pair sharing 80% of its shingles misses all eight
+    # about once in 400,000), and with every article that has no sketch.
+    by_band: dict[int, list[int]] = {}
+    unsketched: list[int] = []
     for index, item in enumerate(ranked):
         signature = Signature(item[1], scores[index] if scores else 1.0, cache)
         group = by_checksum.get(signature.checksum) if signature.checksum else None
         if group is None:
-            group = _near_duplicate_group(kept, signature, kept_scores[:len(kept)], kept_lengths[:len(kept)])
+            pool = np.arange(len(kept))
+            if signature.sketch is not None:
+                near = {i for value in signature.sketch[:SKETCH_BANDS].tolist() for i in by_band.get(value, ())}
+                pool = np.array(sorted(near.union(unsketched)), dtype=np.intp)
+            group = _near_duplicate_group(kept, signature, pool, kept_scores[pool], kept_lengths[pool])
         if group is not None:
             group.append(item[0])
             continue
@@ -141,16 +208,24 @@ def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None =
         kept.append((item, group, signature))
         if signature.checksum:
             by_checksum[signature.checksum] = group
+        if signature.sketch is not None:
+            for value in signature.sketch[:SKETCH_BANDS].tolist():
+                by_band.setdefault(value, []).append(len(kept) - 1)
+        else:
+            unsketched.append(len(kept) - 1)
     return [(first, group) for first, group, _ in kept]
 
 
-def _near_duplicate_group(kept: list, signature: Signature, scores: np.ndarray, lengths: np.ndarray) -> list | None:
+def _near_duplicate_group(kept: list, signature: Signature, pool: np.ndarray, scores: np.ndarray,
+                          lengths: np.ndarray) -> list | None:
+    """The group of the kept article (among those at `pool`, whose scores and lengths are given)
+    that `signature` is a near copy of, if any."""
     close = np.minimum(scores, signature.score) >= NEAR_DUPLICATE_SCORE * np.maximum(scores, signature.score)
     if signature.length is not None:
         with np.errstate(invalid="ignore"):  # NaN: a length not known, which rules nothing out
             close &= np.isnan(lengths) | (np.minimum(lengths, signature.length)
                                           >= _LENGTH_RATIO * np.maximum(lengths, signature.length))
-    for position in np.flatnonzero(close)[::-1]:  # the nearest in rank first
+    for position in pool[close][::-1]:  # the nearest in rank first
         _first, group, other = kept[position]
         if other.same_as(signature):
             return group

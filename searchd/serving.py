@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .config import Config
+from .engines import open_engine
 
 log = logging.getLogger("searchd")
 
@@ -54,7 +55,7 @@ def run(config: Config, with_daemon: bool) -> None:
                         config.host, "" if config.token else " (set --token to require a password)")
         workers = worker_count(config)
         print(f"searchd: serving http://{_display_host(config.host)}:{sock.getsockname()[1]}/ with {workers} "
-              f"worker process{'es' if workers != 1 else ''} (folder {config.folder}, index {config.index_dir}); "
+              f"worker process{'es' if workers != 1 else ''} (folder {config.folder}, {open_engine(config).describe()}); "
               "Ctrl-C stops", file=sys.stderr, flush=True)
         WebServer(config, sock, daemon, instance=secrets.token_hex(4)).run()
     except (ListenError, DaemonFailed) as exc:

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 import pytest
@@ -186,6 +186,22 @@ class Mutator(threading.Thread):
             self.count += 1
             time.sleep(self.random.choice([0, 0.001, 0.01, 0.03]))
 
+    def kill_amid_changes(self, proc: subprocess.Popen, committed: Callable[[], bool] = lambda: True) -> None:
+        """Change the folder, `kill -9` the daemon after a random number of changes (30-90, and
+        once `committed` says some were committed: counted in changes, not seconds, so that a slow
+        machine does not kill before any work), then go on for ten changes while no daemon runs."""
+        changes = self.random.randint(30, 90)
+        self.start()
+        try:
+            eventually(lambda: self.count >= changes and committed(), timeout=60)
+            proc.kill()  # while changes stream in and commits happen
+            proc.wait()
+            killed_at = self.count
+            eventually(lambda: self.count >= killed_at + 10, timeout=30)  # changes while no daemon runs
+        finally:
+            self.halt.set()
+            self.join()
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
@@ -196,21 +212,7 @@ def test_kill_9_during_live_updates_then_restart_matches_the_folder(folder, tmp_
     proc = start_watch(folder, index_dir, tmp_path / "watch.log")
     procs.append(proc)
     wait_ready(proc, index_dir)
-    mutator = Mutator(folder, seed)
-    mutator.start()
-    try:
-        # Kill after a random number of changes, once some of them were committed: counted in
-        # changes and commits, not seconds, so a slow machine does not kill before any work.
-        changes = random.Random(seed).randint(30, 90)
-        eventually(lambda: mutator.count >= changes and read_status(index_dir).get("commits", 0) > 0,
-                   timeout=60)
-        proc.kill()  # while changes stream in and commits happen
-        proc.wait()
-        killed_at = mutator.count
-        eventually(lambda: mutator.count >= killed_at + 10, timeout=30)  # changes while no daemon runs
-    finally:
-        mutator.halt.set()
-        mutator.join()
+    Mutator(folder, seed).kill_amid_changes(proc, lambda: read_status(index_dir).get("commits", 0) > 0)
     with running(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
 

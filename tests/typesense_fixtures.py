@@ -32,10 +32,17 @@ def typesense_cluster(tmp_path: Path) -> Iterator[TypesenseCluster]:
 
 @pytest.fixture
 def typesense_collection(typesense_server: TypesenseCluster) -> Iterator[str]:
-    """A collection name no other test uses; the collection (and an alias of that name) is
-    dropped afterwards."""
+    """A collection name no other test uses; the collection, an alias of that name and the
+    collections searchd made for it (`<name>__v1`, `<name>__status`, ...) are dropped afterwards."""
     name = f"t{secrets.token_hex(6)}"
     yield name
-    base = typesense_server.urls[0]
-    for path in (f"/aliases/{name}", f"/collections/{name}"):
-        http_json(base + path, typesense_server.api_key, method="DELETE")
+    drop_collections(typesense_server, name)
+
+
+def drop_collections(cluster: TypesenseCluster, name: str) -> None:
+    base, key = cluster.urls[0], cluster.api_key
+    http_json(f"{base}/aliases/{name}", key, method="DELETE")
+    _, listed = http_json(f"{base}/collections", key)
+    for collection in listed if isinstance(listed, list) else []:
+        if collection["name"] == name or collection["name"].startswith(f"{name}__"):
+            http_json(f"{base}/collections/{collection['name']}", key, method="DELETE")

@@ -31,6 +31,13 @@ def open_engine(config: "Config") -> Engine:
     if config.engine == "whoosh":
         from .whoosh import WhooshEngine
 
+        if config.source:
+            raise ValueError("--source needs --engine typesense (a Whoosh index has one daemon, which owns it all)")
         return WhooshEngine(Path(config.index_dir))
+    if config.engine == "typesense":
+        from .typesense import TypesenseEngine
+
+        return TypesenseEngine(list(config.typesense_urls), config.typesense_key or "", config.collection,
+                               config.source)
     raise ValueError(f"unknown engine {config.engine!r} (choose one of {', '.join(ENGINES)})")
 

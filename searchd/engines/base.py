@@ -28,11 +28,8 @@ QueryTree = All | AnyOf | Not
 class IndexBusy(Exception):
     """Another process already writes to this index (one writer per source)."""
 
-    def __init__(self, where: str, holder: str):
-        super().__init__(
-            f"another searchd process already writes to {where} ({holder}); "
-            "stop it first, or point this one at another --index directory"
-        )
+    def __init__(self, where: str, holder: str, instead: str = "point this one at another --index directory"):
+        super().__init__(f"another searchd process already writes to {where} ({holder}); stop it first, or {instead}")
         self.holder = holder
 
 
@@ -305,3 +302,7 @@ class EngineReader(ABC):
 
     def warm_up(self) -> None:
         """Load what the first searches would otherwise wait for."""
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The servers of a clustered engine, each {url, ok, role} ([] for an embedded one)."""
+        return []

@@ -9,7 +9,7 @@ import orjson
 from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from ..engines.base import IndexMissing
+from ..engines.base import EngineUnavailable, IndexMissing
 from ..query import MAX_QUERY_CHARS, QueryTooLong
 from ..search import BadRequest
 
@@ -20,6 +20,7 @@ def install(app: Flask) -> None:
     app.register_error_handler(BadRequest, _bad_request)
     app.register_error_handler(QueryTooLong, _bad_request)
     app.register_error_handler(IndexMissing, _no_index)
+    app.register_error_handler(EngineUnavailable, _no_index)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -43,7 +44,7 @@ def _bad_request(exc: ValueError) -> Response | tuple[str, int]:
     return error(400, "bad_request", str(exc))
 
 
-def _no_index(exc: IndexMissing) -> Response | tuple[str, int]:
+def _no_index(exc: IndexMissing | EngineUnavailable) -> Response | tuple[str, int]:
     return error(503, "index_unavailable", str(exc))
 
 

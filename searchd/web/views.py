@@ -13,7 +13,7 @@ import orjson
 from flask import abort, current_app
 
 from ..config import Config
-from ..engines.base import EngineReader, IndexMissing
+from ..engines.base import EngineReader, EngineUnavailable, IndexMissing
 from ..search import MAX_PAGE, MAX_PAGE_SIZE, BadRequest, Hit, Searcher
 from .args import SEARCH_ARGS, echo, int_arg, search_request_from
 from .caching import ResponseCache
@@ -102,7 +102,15 @@ class Site:
 
     def health_view(self, authorized: bool) -> dict[str, Any]:
         data = self.status()
-        return data if authorized else {name: data.get(name) for name in PUBLIC_HEALTH}
+        nodes = self.searcher.engine.nodes()  # a clustered engine: which of its servers answer
+        if nodes:
+            data = {**data, "nodes": nodes}
+        if authorized:
+            return data
+        public = {name: data.get(name) for name in PUBLIC_HEALTH}
+        if nodes:  # how many answer, not where they are
+            public["nodes"] = {"answering": sum(1 for node in nodes if node["ok"]), "total": len(nodes)}
+        return public
 
     def indexing(self) -> dict[str, int] | None:
         """{done, total} while a bulk index runs: the search page says so rather than look empty."""
@@ -130,6 +138,9 @@ def default_status(reader: EngineReader) -> StatusProvider:
         report = reader.daemon_status()
         try:
             stats = reader.stats()
+        except EngineUnavailable as exc:  # a cluster with no node answering
+            return {**report, "status": "unavailable", "documents": 0, "pending": report.get("pending", 0),
+                    "last_commit": None, "error": str(exc)}
         except IndexMissing:
             return {**report, "status": "indexing" if report else "no index", "documents": 0,
                     "pending": report.get("pending", 0), "last_commit": None}

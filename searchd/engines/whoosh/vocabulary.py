@@ -1,38 +1,12 @@
-"""The index's unstemmed words in memory: did-you-mean and fuzzy words (`word~`) are one C-speed
-edit-distance scan (rapidfuzz) over them instead of Whoosh's per-field automata."""
+"""The Whoosh engine's vocabulary (searchd/vocabulary.py), expanding a fuzzy word into at most as
+many words as a Whoosh query expands a prefix into."""
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
-from rapidfuzz import process as fuzz_process
-from rapidfuzz.distance import Levenshtein
-
+from ...vocabulary import Vocabulary as _Vocabulary
 from .queries import MAX_EXPANSION
 
 
-class Vocabulary:
+class Vocabulary(_Vocabulary):
     def __init__(self, words: list[str]):
-        self.words = words
-        self.known = frozenset(words)
-        self.built = time.monotonic()
-
-    def correct(self, word: str, frequency: Callable[[str], int]) -> str | None:
-        """The most frequent known word within edit distance 1 (short words) or 2, or None."""
-        word = word.lower()
-        if len(word) < 3 or word in self.known or not word.isalpha():
-            return None
-        limit = 1 if len(word) <= 4 else 2
-        matches = fuzz_process.extract(word, self.words, scorer=Levenshtein.distance, score_cutoff=limit, limit=50)
-        if not matches:
-            return None
-        best = min(matches, key=lambda m: (m[1], -frequency(m[0]), m[0]))
-        return best[0]
-
-    def near(self, word: str, distance: int) -> list[str]:
-        """Known words within `distance` edits of `word`, closest first."""
-        matches = fuzz_process.extract(
-            word.lower(), self.words, scorer=Levenshtein.distance, score_cutoff=distance, limit=MAX_EXPANSION
-        )
-        return [m[0] for m in sorted(matches, key=lambda m: (m[1], m[0]))]
+        super().__init__(words, MAX_EXPANSION)
