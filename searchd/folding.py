@@ -169,7 +169,9 @@ class Signature:
         self.candidate = candidate
         self.checksum = candidate.checksum
         self.length = candidate.length
-        self.row = _sketch_row(getattr(candidate, "sketch", None))
+        sketched = getattr(candidate, "sketch", None)
+        # SKETCH_SIZE hashes (a row of zeros: none), or None.
+        self.row: np.ndarray | None = _padded(sketch_values(sketched)) if isinstance(sketched, str) else sketched
         self.score = score
         self._cache = cache if candidate.key is not None else None
         self._shingles: np.ndarray | None = None
@@ -200,17 +202,6 @@ class Signature:
         return common >= NEAR_DUPLICATE * (small + large - common)
 
 
-def _sketch_row(value: str | np.ndarray | None) -> np.ndarray | None:
-    """A candidate's sketch (base64 from `sketch`, or a row of `sketch_rows`) as SKETCH_SIZE
-    hashes; None without one (a row of zeros is the sketch of no text, or of a document indexed
-    without one: either is compared by its text)."""
-    if value is None or isinstance(value, str):
-        row = _padded(sketch_values(value)) if value else None
-    else:
-        row = value
-    return row if row is not None and row.any() else None
-
-
 T = TypeVar("T")
 
 
@@ -223,13 +214,15 @@ def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None =
     signatures = [Signature(candidate, scores[index] if scores else 1.0, cache)
                   for index, (_, candidate) in enumerate(ranked)]
     compared = _worth_comparing(signatures)
+    # Articles with no earlier one worth comparing (most) are kept without a look.
+    lonely = ~np.tril(compared, -1).any(axis=1)
     kept: list[tuple[tuple[T, Candidate], list[T]]] = []
     group_at: dict[int, list[T]] = {}  # the group each kept article leads, by its rank
     leads = np.zeros(len(ranked), dtype=bool)
     by_checksum: dict[str, list[T]] = {}
     for index, (item, signature) in enumerate(zip(ranked, signatures)):
         group = by_checksum.get(signature.checksum) if signature.checksum else None
-        if group is None:
+        if group is None and not lonely[index]:
             for position in np.flatnonzero(compared[index, :index] & leads[:index])[::-1].tolist():
                 if signatures[position].same_words(signature):  # the nearest in rank first
                     group = group_at[position]
@@ -262,11 +255,14 @@ def _worth_comparing(signatures: list[Signature]) -> np.ndarray:
     # Sketched articles are compared only if they share one of their SKETCH_BANDS smallest hashes
     # (near copies share several: a pair sharing 80% of its shingles misses all eight about once
     # in 400,000) and their sketches resemble (with 32 hashes, a pair sharing 80% of its shingles
-    # estimates below SKETCH_FLOOR about once in 10^8). An article without one is compared by text.
-    sketched = np.array([s.row is not None for s in signatures], dtype=bool)
-    first, second = np.nonzero(np.triu(close & sketched[:, None] & sketched[None, :], 1))
+    # estimates below SKETCH_FLOOR about once in 10^8). A row of zeros is the sketch of no text,
+    # or the place of a sketch a document was indexed without: such articles are compared by text.
+    rows = np.array([_NO_SKETCH if s.row is None else s.row for s in signatures],
+                    dtype=np.uint32).reshape(len(signatures), SKETCH_SIZE)
+    sketched = rows.any(axis=1)
+    first, second = np.nonzero(close & sketched[:, None] & sketched[None, :])
+    first, second = first[first < second], second[first < second]
     if len(first):
-        rows = np.stack([s.row if s.row is not None else _NO_SKETCH for s in signatures])
         bands = rows[:, :SKETCH_BANDS]
         apart = ~(bands[first, :, None] == bands[second, None, :]).any(axis=(1, 2))
         near = ~apart
