@@ -290,8 +290,6 @@ class Snapshot:
         missing = np.flatnonzero(checksums < 0)
         checksums[missing] = -1 - missing  # no checksum: a copy of nothing
         self.checksums = checksums
-        parts = [d.sketches for _, _, d in self.leaves]
-        self.sketches = _joined(parts, np.uint32) if parts else sketch_rows(b"", 0)
         self._frequencies: dict[tuple[str, bytes], int] = {}
 
     # --- term statistics and postings ---
@@ -319,9 +317,18 @@ class Snapshot:
     def locate(self, docnum: int) -> tuple[str, int]:
         """(segment id, document number within it) of a document: a key that stays valid
         across generations, for as long as the segment lives."""
-        index = bisect_right(self._offsets, docnum) - 1
-        leaf, offset, data = self.leaves[index]
-        return data.segment_id, docnum - offset
+        data, local = self._segment_of(docnum)
+        return data.segment_id, local
+
+    def sketch(self, docnum: int) -> np.ndarray:
+        """A document's near-duplicate sketch (folding.sketch_rows), read from its segment's
+        array: not joined like the other arrays, to hold the sketches once (2.8 MB for Reuters)."""
+        data, local = self._segment_of(docnum)
+        return data.sketches[local]
+
+    def _segment_of(self, docnum: int) -> tuple[SegmentData, int]:
+        _, offset, data = self.leaves[bisect_right(self._offsets, docnum) - 1]
+        return data, docnum - offset
 
     def text_length(self, docnum: int) -> float:
         """Indexed terms of a document's title and body (approximate: Whoosh keeps a byte)."""

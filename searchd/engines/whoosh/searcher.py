@@ -444,7 +444,7 @@ class _LazyFields(Mapping[str, Any]):
         self.checksum = str(view.snapshot.checksums[docnum])  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length: float | None = view.snapshot.text_length(docnum)
-        self.sketch = view.snapshot.sketches[docnum]
+        self.sketch = view.snapshot.sketch(docnum)
 
     def text(self) -> str:
         return f"{self.get('title', '')} {self.get('body', '')}"
