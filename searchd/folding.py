@@ -117,7 +117,11 @@ def sketch_rows(raw: bytes, count: int) -> np.ndarray:
 
 
 def _padded(values: np.ndarray) -> np.ndarray:
-    return np.pad(values, (0, SKETCH_SIZE - len(values)), mode="edge") if len(values) else np.zeros(SKETCH_SIZE, np.uint32)
+    row = np.zeros(SKETCH_SIZE, dtype=np.uint32)  # np.pad(mode="edge") takes ten times as long
+    if len(values):
+        row[:len(values)] = values
+        row[len(values):] = values[-1]
+    return row
 
 
 def resemblance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
