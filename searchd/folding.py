@@ -5,8 +5,9 @@ them: a wire story filed twice, a correction that changed one sentence.
 Two articles are the same when their file checksums are equal, or (near-identical) when their
 word 4-shingles overlap by NEAR_DUPLICATE (Jaccard). Shingles are computed only when a comparison
 needs them: most pairs are told apart by their scores (near-identical texts score nearly the same
-for any query) or by their lengths. Engine-agnostic: an engine hands in candidates that can say
-their checksum, their length and their text.
+for any query), by their lengths, or by their sketches (a few hashes of the shingles, computed
+when an article is indexed), all compared for the whole window at once. Engine-agnostic: an
+engine hands in candidates that can say their checksum, their length, their sketch and their text.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _SHINGLE_WORD = re.compile(r"\w+")
 # Hashes kept in an article's sketch, and the estimated resemblance below which two articles are
 # not compared further.
 SKETCH_SIZE = 32
+SKETCH_BYTES = 4 * SKETCH_SIZE
 SKETCH_FLOOR = 0.4
 SKETCH_BANDS = 8
 # Odd 64-bit multipliers that mix four word hashes into one shingle hash.
@@ -45,9 +47,9 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dt
 class Candidate(Protocol):
     """What folding needs of an article: its checksum (cheap), its length in indexed words if
     known (cheap, or None), a key for the shingle cache (None: do not cache), and its text
-    (possibly costly: read only when needed). A candidate may also carry a `sketch` (see
-    `sketch()`, computed when it was indexed): then only pairs whose sketches say they may be
-    near-identical read their texts."""
+    (possibly costly: read only when needed). A candidate may also carry a `sketch` (computed
+    when it was indexed: `sketch()`'s base64, or a row of `sketch_rows`): then only pairs whose
+    sketches say they may be near-identical read their texts."""
 
     checksum: str
     length: float | None
@@ -79,29 +81,71 @@ def shingles(text: str) -> np.ndarray:
     return np.unique(runs)
 
 
-def sketch(text: str) -> str:
-    """A bottom-k sketch of the text's 4-shingles (the top 32 bits of the SKETCH_SIZE smallest of
-    their hashes, in base64), from hashes that are the same in every process (Python's own str hash is not): kept
-    with an article when it is indexed, it estimates the resemblance of two articles without
-    their texts (`resemblance`)."""
+def sketch_hashes(text: str) -> np.ndarray:
+    """A bottom-k sketch of the text's 4-shingles: the top 32 bits of the SKETCH_SIZE smallest of
+    their hashes (uint32, sorted, unique), from hashes that are the same in every process (Python's
+    own str hash is not). Kept with an article when it is indexed, it estimates the resemblance of
+    two articles without their texts (`resemblance`). Engines store it as `sketch` (base64) or
+    `sketch_row` (fixed width)."""
     words = [_stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
     hashes = np.array(words or [0], dtype=np.uint64)
     if len(hashes) < 4:
         hashes = np.concatenate([hashes, np.zeros(4 - len(hashes), dtype=np.uint64)])
     with np.errstate(over="ignore"):
         runs = hashes[:-3] * _MIX[0] + hashes[1:-2] * _MIX[1] + hashes[2:-1] * _MIX[2] + hashes[3:]
-    return base64.b64encode((np.unique(runs)[:SKETCH_SIZE] >> np.uint64(32)).astype(">u4").tobytes()).decode("ascii")
+    return (np.unique(runs)[:SKETCH_SIZE] >> np.uint64(32)).astype(np.uint32)
 
 
-def resemblance(first: np.ndarray, second: np.ndarray) -> float:
-    """Estimated Jaccard resemblance of the shingle sets two sketches (decoded by
-    `sketch_values`) were made from: the share, among the SKETCH_SIZE smallest hashes of both, of
-    those in both (exact for short texts, whose sketch is their whole set)."""
-    union = np.union1d(first, second)[:SKETCH_SIZE]
-    if not len(union):
-        return 1.0
-    both = np.intersect1d(np.intersect1d(first, second, assume_unique=True), union, assume_unique=True)
-    return len(both) / len(union)
+def sketch(text: str) -> str:
+    """`sketch_hashes` as text: big-endian 32-bit words in base64 (`sketch_values` reads it)."""
+    return base64.b64encode(sketch_hashes(text).astype(">u4").tobytes()).decode("ascii")
+
+
+def sketch_row(text: str) -> bytes:
+    """`sketch_hashes` in SKETCH_BYTES: big-endian 32-bit words, a short sketch padded by repeating
+    its largest hash (the same set, and the same SKETCH_BANDS smallest). `sketch_rows` reads them."""
+    return _padded(sketch_hashes(text)).astype(">u4").tobytes()
+
+
+def sketch_rows(raw: bytes, count: int) -> np.ndarray:
+    """`count` rows of sketches from `sketch_row` values laid end to end (rows past the end of
+    `raw` are zeros: no sketch), as a (count, SKETCH_SIZE) uint32 array."""
+    rows = np.zeros((count, SKETCH_SIZE), dtype=np.uint32)
+    stored = len(raw) // SKETCH_BYTES
+    rows[:stored] = np.frombuffer(raw, dtype=">u4", count=stored * SKETCH_SIZE).reshape(stored, SKETCH_SIZE)
+    return rows
+
+
+def _padded(values: np.ndarray) -> np.ndarray:
+    row = np.zeros(SKETCH_SIZE, dtype=np.uint32)  # np.pad(mode="edge") takes ten times as long
+    if len(values):
+        row[:len(values)] = values
+        row[len(values):] = values[-1]
+    return row
+
+
+def resemblance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard resemblance of the shingle sets of each pair of sketches (rows of
+    SKETCH_SIZE hashes, as `sketch_row` pads them: (pairs, SKETCH_SIZE) arrays, the i-th of
+    `first` with the i-th of `second`): the share, among the SKETCH_SIZE smallest hashes of both,
+    of those in both (exact for short texts, whose sketch is their whole set)."""
+    values = np.concatenate([first, second], axis=1).astype(np.int64)
+    # A row's padding repeats its largest hash: only the first of equal hashes in a row counts.
+    values[:, 1:SKETCH_SIZE][first[:, 1:] == first[:, :-1]] = _PAST
+    values[:, SKETCH_SIZE + 1:][second[:, 1:] == second[:, :-1]] = _PAST
+    values.sort(axis=1)
+    # Sorted, a hash of both rows is followed by itself.
+    distinct = values < _PAST
+    distinct[:, 1:] &= values[:, 1:] != values[:, :-1]
+    union = distinct & (np.cumsum(distinct, axis=1) <= SKETCH_SIZE)
+    shared = np.zeros_like(union)
+    shared[:, :-1] = values[:, 1:] == values[:, :-1]
+    size = union.sum(axis=1)
+    return np.where(size > 0, (union & shared).sum(axis=1) / np.maximum(size, 1), 1.0)
+
+
+# Beyond every 32-bit hash.
+_PAST = 1 << 32
 
 
 def sketch_values(value: str) -> np.ndarray:
@@ -130,7 +174,8 @@ class Signature:
         self.checksum = candidate.checksum
         self.length = candidate.length
         sketched = getattr(candidate, "sketch", None)
-        self.sketch: np.ndarray | None = sketch_values(sketched) if sketched else None
+        # SKETCH_SIZE hashes (a row of zeros: none), or None.
+        self.row: np.ndarray | None = _padded(sketch_values(sketched)) if isinstance(sketched, str) else sketched
         self.score = score
         self._cache = cache if candidate.key is not None else None
         self._shingles: np.ndarray | None = None
@@ -150,21 +195,10 @@ class Signature:
     def same_as(self, other: "Signature") -> bool:
         if self.checksum and self.checksum == other.checksum:
             return True
-        # Near-identical texts score nearly the same for any query: a cheap test that spares
-        # the shingle comparison for almost every pair.
-        high, low = max(self.score, other.score), min(self.score, other.score)
-        if low < high * NEAR_DUPLICATE_SCORE:
-            return False
-        # So many shared shingles need about as many words: texts of very different lengths
-        # (in indexed terms, known without reading them) are not compared further.
-        if self.length is not None and other.length is not None:
-            short, long = sorted((self.length, other.length))
-            if short < _LENGTH_RATIO * long:
-                return False
-        # Sketches far apart are texts far apart (with 32 hashes, a pair sharing 80% of its
-        # shingles estimates below SKETCH_FLOOR about once in 10^8): no text is read.
-        if self.sketch is not None and other.sketch is not None and resemblance(self.sketch, other.sketch) < SKETCH_FLOOR:
-            return False
+        return bool(_worth_comparing([self, other])[0, 1]) and self.same_words(other)
+
+    def same_words(self, other: "Signature") -> bool:
+        """Whether the two texts share NEAR_DUPLICATE of their shingles (reads both texts)."""
         small, large = sorted((len(self.shingles), len(other.shingles)))
         if not small or small < NEAR_DUPLICATE * large:
             return False
@@ -181,52 +215,65 @@ def fold(ranked: Sequence[tuple[T, Candidate]], scores: Sequence[float] | None =
     the identical or near-identical articles ranked below it. `scores` (one per item, relevance
     scores whatever the order) let the near-duplicate test skip pairs whose scores differ;
     without them every pair is compared."""
-    kept: list[tuple[tuple[T, Candidate], list[T], Signature]] = []
+    signatures = [Signature(candidate, scores[index] if scores else 1.0, cache)
+                  for index, (_, candidate) in enumerate(ranked)]
+    compared = _worth_comparing(signatures)
+    # Articles with no earlier one worth comparing (most) are kept without a look.
+    lonely = ~np.tril(compared, -1).any(axis=1)
+    kept: list[tuple[tuple[T, Candidate], list[T]]] = []
+    group_at: dict[int, list[T]] = {}  # the group each kept article leads, by its rank
+    leads = np.zeros(len(ranked), dtype=bool)
     by_checksum: dict[str, list[T]] = {}
-    # The cheap tests of same_as (scores and lengths close), for all kept articles at once.
-    kept_scores, kept_lengths = np.empty(len(ranked)), np.empty(len(ranked))
-    # Sketched articles are compared only with those sharing one of their SKETCH_BANDS smallest
-    # hashes (near copies share several: a pair sharing 80% of its shingles misses all eight
-    # about once in 400,000), and with every article that has no sketch.
-    by_band: dict[int, list[int]] = {}
-    unsketched: list[int] = []
-    for index, item in enumerate(ranked):
-        signature = Signature(item[1], scores[index] if scores else 1.0, cache)
+    for index, (item, signature) in enumerate(zip(ranked, signatures)):
         group = by_checksum.get(signature.checksum) if signature.checksum else None
-        if group is None:
-            pool = np.arange(len(kept))
-            if signature.sketch is not None:
-                near = {i for value in signature.sketch[:SKETCH_BANDS].tolist() for i in by_band.get(value, ())}
-                pool = np.array(sorted(near.union(unsketched)), dtype=np.intp)
-            group = _near_duplicate_group(kept, signature, pool, kept_scores[pool], kept_lengths[pool])
+        if group is None and not lonely[index]:
+            for position in np.flatnonzero(compared[index, :index] & leads[:index])[::-1].tolist():
+                if signatures[position].same_words(signature):  # the nearest in rank first
+                    group = group_at[position]
+                    break
         if group is not None:
             group.append(item[0])
             continue
-        group = [item[0]]
-        kept_scores[len(kept)] = signature.score
-        kept_lengths[len(kept)] = np.nan if signature.length is None else signature.length
-        kept.append((item, group, signature))
+        group = group_at[index] = [item[0]]
+        leads[index] = True
+        kept.append((item, group))
         if signature.checksum:
             by_checksum[signature.checksum] = group
-        if signature.sketch is not None:
-            for value in signature.sketch[:SKETCH_BANDS].tolist():
-                by_band.setdefault(value, []).append(len(kept) - 1)
-        else:
-            unsketched.append(len(kept) - 1)
-    return [(first, group) for first, group, _ in kept]
+    return kept
 
 
-def _near_duplicate_group(kept: list, signature: Signature, pool: np.ndarray, scores: np.ndarray,
-                          lengths: np.ndarray) -> list | None:
-    """The group of the kept article (among those at `pool`, whose scores and lengths are given)
-    that `signature` is a near copy of, if any."""
-    close = np.minimum(scores, signature.score) >= NEAR_DUPLICATE_SCORE * np.maximum(scores, signature.score)
-    if signature.length is not None:
-        with np.errstate(invalid="ignore"):  # NaN: a length not known, which rules nothing out
-            close &= np.isnan(lengths) | (np.minimum(lengths, signature.length)
-                                          >= _LENGTH_RATIO * np.maximum(lengths, signature.length))
-    for position in pool[close][::-1]:  # the nearest in rank first
-        _first, group, other = kept[position]
-        if other.same_as(signature):
-            return group
-    return None
+def _worth_comparing(signatures: list[Signature]) -> np.ndarray:
+    """Which pairs of articles may be near copies, by what is known without their texts, for all
+    pairs at once (symmetric)."""
+    scores = np.array([s.score for s in signatures], dtype=np.float64)
+    # Near-identical texts score nearly the same for any query: a cheap test that spares the
+    # shingle comparison for almost every pair.
+    close = np.minimum.outer(scores, scores) >= NEAR_DUPLICATE_SCORE * np.maximum.outer(scores, scores)
+    # So many shared shingles need about as many words: texts of very different lengths (in
+    # indexed terms, known without reading them) are not compared further.
+    lengths = np.array([np.nan if s.length is None else s.length for s in signatures], dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # NaN: a length not known, which rules nothing out
+        unknown = np.isnan(lengths)
+        close &= (unknown[:, None] | unknown[None, :]
+                  | (np.minimum.outer(lengths, lengths) >= _LENGTH_RATIO * np.maximum.outer(lengths, lengths)))
+    # Sketched articles are compared only if they share one of their SKETCH_BANDS smallest hashes
+    # (near copies share several: a pair sharing 80% of its shingles misses all eight about once
+    # in 400,000) and their sketches resemble (with 32 hashes, a pair sharing 80% of its shingles
+    # estimates below SKETCH_FLOOR about once in 10^8). A row of zeros is the sketch of no text,
+    # or the place of a sketch a document was indexed without: such articles are compared by text.
+    rows = np.array([_NO_SKETCH if s.row is None else s.row for s in signatures],
+                    dtype=np.uint32).reshape(len(signatures), SKETCH_SIZE)
+    sketched = rows.any(axis=1)
+    first, second = np.nonzero(close & sketched[:, None] & sketched[None, :])
+    first, second = first[first < second], second[first < second]
+    if len(first):
+        bands = rows[:, :SKETCH_BANDS]
+        apart = ~(bands[first, :, None] == bands[second, None, :]).any(axis=(1, 2))
+        near = ~apart
+        apart[near] = resemblance(rows[first[near]], rows[second[near]]) < SKETCH_FLOOR
+        close[first[apart], second[apart]] = False
+        close[second[apart], first[apart]] = False
+    return close
+
+
+_NO_SKETCH = np.zeros(SKETCH_SIZE, dtype=np.uint32)

@@ -9,6 +9,10 @@ import pytest
 
 from .conftest import build_index
 from searchd.engines.whoosh import Ranking, WhooshEngine
+from searchd.engines.whoosh import schema as whoosh_schema
+from searchd.engines.whoosh import writer as whoosh_writer
+from searchd.engines.whoosh.store import current_dir
+from searchd.folding import NEAR_DUPLICATE_SCORE
 from searchd.search import Hit, SearchRequest, Searcher
 
 ARTICLES = {
@@ -135,3 +139,65 @@ def test_feedback_ranks_an_article_on_the_subject_of_the_best_matches_above_a_pa
 
     assert order() == ["food/oven.txt", "energy/inverters.txt"]  # feedback is off by default
     assert order(Ranking(feedback_docs=10)) == ["energy/inverters.txt", "food/oven.txt"]
+
+
+# A wire story, a correction of it (one word changed: ~90% of its 4-word runs shared) and a
+# follow-up on the same subject that repeats its first half word for word (a third of the runs).
+_FIRST_HALF = ("The port authority said on Monday that container traffic through the harbour rose by "
+               "eleven percent in the first quarter, helped by new shipping routes to Asia and a rebound "
+               "in car exports from the plants along the river.")
+_SECOND_HALF = ("Dock workers agreed a two year wage deal last month, ending a dispute that had slowed "
+                "loading at the northern terminals since the autumn, and the authority expects volumes "
+                "to keep growing through the summer season.")
+_FOLLOW_UP = ("Fishing crews protested outside the town hall on Tuesday against plans to move their moorings "
+              "to the eastern basin, saying the new berths were too shallow for trawlers and too far "
+              "from the fish market.")
+NEAR_COPIES = {
+    "news/port.txt": f"Port traffic rises\n\n{_FIRST_HALF} {_SECOND_HALF}",
+    "news/port-corrected.txt": f"Port traffic rises\n\n{_FIRST_HALF} {_SECOND_HALF.replace('two year', 'three year')}",
+    "news/port-fishing.txt": f"Port traffic rises\n\n{_FIRST_HALF} {_FOLLOW_UP}",
+    "news/bakery.txt": "Bakery opens\n\nA bakery opened near the harbour selling bread and cakes.",
+}
+
+
+def _assert_folds_near_copies_only(searcher: Searcher) -> None:
+    hits = {hit.id: hit for hit in searcher.search(SearchRequest(q="harbour traffic")).hits}
+    story = hits.get("news/port.txt") or hits.get("news/port-corrected.txt")
+    assert story is not None and story.duplicates == 1, "the corrected story is shown once, with a count"
+    assert not {"news/port.txt", "news/port-corrected.txt"} <= hits.keys()
+    follow_up = hits["news/port-fishing.txt"]
+    # They score alike (what folding looks at first), yet the follow-up is an article of its own.
+    assert follow_up.score >= NEAR_DUPLICATE_SCORE * story.score
+    assert follow_up.duplicates == 0
+
+
+def test_a_near_copy_is_folded_and_an_article_sharing_half_its_text_is_not(tmp_path: Path, make_folder) -> None:
+    build_index(make_folder(NEAR_COPIES), tmp_path / "index")
+    _assert_folds_near_copies_only(Searcher(WhooshEngine(tmp_path / "index").open_reader()))
+
+
+def test_an_index_written_before_sketches_folds_the_same_and_is_rebuilt_once(tmp_path: Path, make_folder,
+                                                                                monkeypatch) -> None:
+    """Indexes of schema 4 have no `sketch` column: they are served (folding by the texts) until
+    the writer has rebuilt them, after which folding uses the sketches."""
+    folder = make_folder(NEAR_COPIES)
+
+    def schema_without_sketches():
+        schema = whoosh_schema.build_schema()
+        schema.remove("sketch")
+        return schema
+
+    with monkeypatch.context() as old:
+        old.setattr(whoosh_writer, "build_schema", schema_without_sketches)
+        old.setattr(whoosh_writer, "SCHEMA_VERSION", 4)
+        build_index(folder, tmp_path / "index")
+    before = current_dir(tmp_path / "index")
+    searcher = Searcher(WhooshEngine(tmp_path / "index").open_reader())
+    assert "sketch" not in WhooshEngine(tmp_path / "index").open_reader().index.open().schema
+    _assert_folds_near_copies_only(searcher)
+
+    assert build_index(folder, tmp_path / "index").added == len(NEAR_COPIES)  # rebuilt
+    assert current_dir(tmp_path / "index") != before
+    assert "sketch" in WhooshEngine(tmp_path / "index").open_reader().index.open().schema
+    _assert_folds_near_copies_only(searcher)
+    assert build_index(folder, tmp_path / "index").added == 0  # once

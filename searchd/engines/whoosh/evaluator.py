@@ -27,6 +27,7 @@ from whoosh.codec.whoosh3 import LENGTHS_COLUMN
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
+from ...folding import SKETCH_BYTES, sketch_rows
 from . import scoring
 from .queries import BM25FWord, MinimumMatch
 from .ranking import Ranking
@@ -146,8 +147,8 @@ class PostingsCache:
 # --- segments and snapshots -----------------------------------------------------------------------
 
 class SegmentData:
-    """Per-document arrays of one segment: field lengths, dates, categories, years and file
-    checksums."""
+    """Per-document arrays of one segment: field lengths, dates, categories, years, file
+    checksums and near-duplicate sketches."""
 
     def __init__(self, leaf: Any):
         self.segment_id = leaf.segment().segment_id()
@@ -161,6 +162,7 @@ class SegmentData:
         self.categories = Facet.of(self._values(leaf, "category"))
         self.years = Facet.of(self._values(leaf, "year"))
         self.checksums = _checksum_keys(self._values(leaf, "checksum"))
+        self.sketches = self._sketches(leaf)
 
     def _lengths(self, leaf: Any, name: str) -> np.ndarray:
         reader = leaf._perdoc._cached_reader(f"_{name}_len", LENGTHS_COLUMN)
@@ -183,6 +185,15 @@ class SegmentData:
         present = raw != reader._default
         values[:count][present] = raw[present].astype(np.int64)
         return values
+
+    def _sketches(self, leaf: Any) -> np.ndarray:
+        """Each document's near-duplicate sketch (folding.sketch_rows; zeros for none: a segment
+        written before sketches were kept, whose articles are compared by their texts)."""
+        present = "sketch" in leaf.schema and leaf.has_column("sketch")
+        reader = leaf.column_reader("sketch", translate=False) if present else None
+        if reader is None or reader._fixedlen != SKETCH_BYTES:
+            return sketch_rows(b"", self.size)
+        return sketch_rows(reader._dbfile.get(reader._basepos, reader._count * reader._fixedlen), self.size)
 
     def _values(self, leaf: Any, name: str) -> list[str]:
         if not leaf.has_column(name):
@@ -306,9 +317,18 @@ class Snapshot:
     def locate(self, docnum: int) -> tuple[str, int]:
         """(segment id, document number within it) of a document: a key that stays valid
         across generations, for as long as the segment lives."""
-        index = bisect_right(self._offsets, docnum) - 1
-        leaf, offset, data = self.leaves[index]
-        return data.segment_id, docnum - offset
+        data, local = self._segment_of(docnum)
+        return data.segment_id, local
+
+    def sketch(self, docnum: int) -> np.ndarray:
+        """A document's near-duplicate sketch (folding.sketch_rows), read from its segment's
+        array: not joined like the other arrays, to hold the sketches once (2.8 MB for Reuters)."""
+        data, local = self._segment_of(docnum)
+        return data.sketches[local]
+
+    def _segment_of(self, docnum: int) -> tuple[SegmentData, int]:
+        _, offset, data = self.leaves[bisect_right(self._offsets, docnum) - 1]
+        return data, docnum - offset
 
     def text_length(self, docnum: int) -> float:
         """Indexed terms of a document's title and body (approximate: Whoosh keeps a byte)."""

@@ -8,11 +8,12 @@ from array import array
 from datetime import datetime
 from typing import Any, Iterator
 
-from whoosh import fields, formats
+from whoosh import columns, fields, formats
 from whoosh.analysis import Analyzer, Token
 
 from ...analysis import TOKEN, Normaliser
 from ...articles import Article
+from ...folding import SKETCH_BYTES, sketch_row
 
 # 2: field weights moved from index time to query time (tunable without a rebuild); spelling
 #    (unstemmed) words kept for title and summary too, for autocomplete and did-you-mean.
@@ -21,7 +22,9 @@ from ...articles import Article
 #    filed every word under document 0 of its segment.
 # 4: a typographic apostrophe reads as a straight one (analysis.FOLDING): "Putin’s" indexed as
 #    "putin", the term of "Putin's" and "Putin".
-SCHEMA_VERSION = 4
+# 5: a `sketch` column (folding.sketch_row of the shown title and the body): near-duplicate
+#    folding compares sketches instead of reading texts.
+SCHEMA_VERSION = 5
 
 TEXT_FIELDS = ("title", "subtitle", "summary", "body")
 WORDS_FIELD = "words"
@@ -164,6 +167,7 @@ def build_schema() -> fields.Schema:
         size=_column_only(fields.NUMERIC(bits=64, stored=True, sortable=True)),
         mtime_ns=_column_only(fields.NUMERIC(bits=64, stored=True, sortable=True)),
         checksum=_column_only(fields.ID(stored=True, sortable=True)),
+        sketch=fields.COLUMN(columns.FixedBytesColumn(SKETCH_BYTES)),
     )
 
 
@@ -187,4 +191,6 @@ def to_document(article: Article) -> dict[str, Any]:
         "size": article.size,
         "mtime_ns": article.mtime_ns,
         "checksum": article.checksum,
+        # What the search side folds by: the text a _LazyFields candidate reads (searcher.py).
+        "sketch": sketch_row(f"{article.display_title} {article.text}"),
     }

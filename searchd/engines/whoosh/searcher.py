@@ -434,7 +434,8 @@ def _make_hit(fields: Mapping[str, Any], snippet: str, score: float, duplicates:
 
 class _LazyFields(Mapping[str, Any]):
     """A hit's stored fields, unpickled only when read: folding duplicates needs the checksum
-    (an array, cheap) of every fetched hit but the text of only a few. A folding Candidate."""
+    and the sketch (arrays, cheap) of every fetched hit but the text of only a few (those whose
+    sketches resemble: rare). A folding Candidate."""
 
     def __init__(self, view: _View, docnum: int, data: Mapping[str, Any] | None = None):
         self._view = view
@@ -443,6 +444,7 @@ class _LazyFields(Mapping[str, Any]):
         self.checksum = str(view.snapshot.checksums[docnum])  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length: float | None = view.snapshot.text_length(docnum)
+        self.sketch = view.snapshot.sketch(docnum)
 
     def text(self) -> str:
         return f"{self.get('title', '')} {self.get('body', '')}"
