@@ -73,7 +73,12 @@ class StoredFields:
 
 def shingles(text: str) -> np.ndarray:
     """Hashes of every run of 4 words, sorted and unique."""
-    words = np.fromiter(map(hash, _SHINGLE_WORD.findall(text.lower())), dtype=np.int64).view(np.uint64)
+    return _runs(np.fromiter(map(hash, _SHINGLE_WORD.findall(text.lower())), dtype=np.int64).view(np.uint64))
+
+
+def _runs(words: np.ndarray) -> np.ndarray:
+    """Word hashes -> the hash of every run of 4 of them, sorted and unique (a text of fewer
+    words is padded with zeros)."""
     if len(words) < 4:
         words = np.concatenate([words, np.zeros(4 - len(words), dtype=np.uint64)])
     with np.errstate(over="ignore"):
@@ -88,12 +93,8 @@ def sketch_hashes(text: str) -> np.ndarray:
     two articles without their texts (`resemblance`). Engines store it as `sketch` (base64) or
     `sketch_row` (fixed width)."""
     words = [_stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
-    hashes = np.array(words or [0], dtype=np.uint64)
-    if len(hashes) < 4:
-        hashes = np.concatenate([hashes, np.zeros(4 - len(hashes), dtype=np.uint64)])
-    with np.errstate(over="ignore"):
-        runs = hashes[:-3] * _MIX[0] + hashes[1:-2] * _MIX[1] + hashes[2:-1] * _MIX[2] + hashes[3:]
-    return (np.unique(runs)[:SKETCH_SIZE] >> np.uint64(32)).astype(np.uint32)
+    runs = _runs(np.array(words or [0], dtype=np.uint64))
+    return (runs[:SKETCH_SIZE] >> np.uint64(32)).astype(np.uint32)
 
 
 def sketch(text: str) -> str:
