@@ -586,9 +586,11 @@ def prepare(names: list[str], archives: dict[str, Path], work: Path, limit: int 
     return made
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HERE / "out-http")
+def load_arguments(description: str | None, out: Path) -> argparse.ArgumentParser:
+    """The options every HTTP load benchmark takes: where to write, which corpora, the wrk levels
+    and the queries (benchmarks/typesense_scale.py takes them too)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=out)
     parser.add_argument("--corpora", type=Path, default=corpora.shared_corpora(REPO))
     parser.add_argument("--only", default="bbc,reuters", help="comma-separated: bbc, reuters")
     parser.add_argument("--limit", type=int, help="articles per corpus (default: all)")
@@ -596,6 +598,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per level")
     parser.add_argument("--queries", type=int, default=40_000,
                         help="distinct queries to draw (a level uses the next unused ones)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = load_arguments(__doc__, HERE / "out-http")
     parser.add_argument("--inprocess-queries", type=int, default=1000)
     parser.add_argument("--searchd-command", default=DEFAULT_SEARCHD_COMMAND,
                         help="server command; {searchd} {folder} {index} {port} are filled in "

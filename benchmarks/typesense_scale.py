@@ -176,15 +176,8 @@ def _archives(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=HERE / "out-typesense-scale")
-    parser.add_argument("--corpora", type=Path, default=corpora.shared_corpora(REPO))
-    parser.add_argument("--only", default="bbc,reuters", help="comma-separated: bbc, reuters")
-    parser.add_argument("--limit", type=int, help="articles per corpus (default: all)")
+    parser = http.load_arguments(__doc__, HERE / "out-typesense-scale")
     parser.add_argument("--nodes", default="1,3", help="cluster sizes")
-    parser.add_argument("--connections", default="1,8,32", help="wrk connection levels")
-    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per level")
-    parser.add_argument("--queries", type=int, default=40_000)
     args = parser.parse_args(argv)
     args.levels = [int(c) for c in args.connections.split(",")]
     archives = _archives(args)
