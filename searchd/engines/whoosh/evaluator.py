@@ -340,6 +340,12 @@ class Snapshot:
             return [t for t in query._btexts(self.reader) if t]
 
 
+def _frequency(parts: list[tuple[int, Postings]]) -> int:
+    """A term's document frequency from its postings in every segment: what Whoosh's term
+    dictionary says (deleted documents included), without looking the term up a second time."""
+    return sum(len(postings.ids) for _, postings in parts)
+
+
 def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=dtype)
@@ -418,7 +424,7 @@ class Evaluator:
         if not field_type.scorable:
             return ids, tf
         k1, b = s.ranking.k1_b(fieldname)
-        idf = scoring.field_idf(s.size, s.doc_frequency(fieldname, term))
+        idf = scoring.field_idf(s.size, _frequency(parts))
         length = s.lengths[fieldname][ids]
         length[length == 0] = 1
         scores = scoring.field_bm25(tf, length, s.average_length[fieldname], idf, k1, b)
@@ -462,7 +468,7 @@ class Evaluator:
             parts = s.postings(fieldname, term)
             if not parts:
                 continue
-            frequency = max(frequency, s.doc_frequency(fieldname, term))
+            frequency = max(frequency, _frequency(parts))
             b = ranking.k1_b(fieldname)[1]
             average = s.average_length.get(fieldname) or 1.0
             ids = _joined([p.ids + offset for offset, p in parts], np.int64)
