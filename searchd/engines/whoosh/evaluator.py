@@ -304,7 +304,12 @@ class Snapshot:
 
     def postings(self, fieldname: str, term: bytes) -> list[tuple[int, Postings]]:
         found = []
+        # A scored field with no length in a segment has no terms there: not worth a look in its
+        # term dictionary (a folder without summaries or subtitles: half of a word's look-ups).
+        scored = fieldname in self.lengths
         for leaf, offset, data in self.leaves:
+            if scored and not data.field_lengths.get(fieldname):
+                continue
             def load(leaf: Any = leaf) -> Postings | None:
                 with self.lock:
                     return read_postings(leaf, fieldname, term)
