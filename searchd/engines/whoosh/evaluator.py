@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN
+from whoosh.reading import ReaderClosed
 from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
@@ -318,6 +319,19 @@ class Snapshot:
             if postings is not None and len(postings.ids):
                 found.append((offset, postings))
         return found
+
+    def stored_fields(self, docnum: int) -> dict[str, Any]:
+        """A document's stored fields (those of the schema), from its segment's column: what
+        Whoosh's reader.stored_fields returns, without its dispatch through the multi-reader and
+        a schema look-up per field (a third of the cost of the 10 a page reads)."""
+        leaf, offset, _ = self.leaves[bisect_right(self._offsets, docnum) - 1]
+        with self.lock:
+            if leaf.is_closed:
+                raise ReaderClosed
+            stored = leaf._perdoc.stored_fields(docnum - offset)
+        if stored.keys() <= self.schema._fields.keys():  # a new dict each time: ours to return
+            return stored
+        return {name: value for name, value in stored.items() if name in self.schema}
 
     def locate(self, docnum: int) -> tuple[str, int]:
         """(segment id, document number within it) of a document: a key that stays valid

@@ -55,8 +55,7 @@ class _View:
     compiler: QueryCompiler
 
     def stored_fields(self, docnum: int) -> dict[str, Any]:
-        with self.snapshot.lock:
-            return self.snapshot.reader.stored_fields(docnum)
+        return self.snapshot.stored_fields(docnum)
 
     def whoosh_searcher(self, weighting: Any) -> WhooshSearcher:
         """For Whoosh's key-term extraction (similar articles); call with the lock."""
@@ -456,6 +455,9 @@ class _LazyFields(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         return self._load()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping's, without its try and raise
+        return self._load().get(key, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._load())
