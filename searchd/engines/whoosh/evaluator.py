@@ -349,9 +349,13 @@ class Snapshot:
         _, offset, data = self.leaves[bisect_right(self._offsets, docnum) - 1]
         return data, docnum - offset
 
-    def text_length(self, docnum: int) -> float:
-        """Indexed terms of a document's title and body (approximate: Whoosh keeps a byte)."""
-        return sum(float(self.lengths[name][docnum]) for name in ("title", "body") if name in self.lengths)
+    def text_lengths(self, docnums: list[int]) -> list[float]:
+        """Indexed terms of each document's title and body (approximate: Whoosh keeps a byte)."""
+        total = np.zeros(len(docnums))
+        for name in ("title", "body"):
+            if name in self.lengths:
+                total += self.lengths[name][docnums]
+        return total.tolist()
 
     def expand(self, query: wq.Query) -> list[bytes]:
         """The index terms a prefix, wildcard or fuzzy term stands for."""
