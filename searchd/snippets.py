@@ -13,9 +13,10 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from .analysis import TOKEN, Normaliser
+from .lru import LruCache
 
 SNIPPET_CHARS = 240
 # Context kept before the first matched word of a passage.
@@ -51,6 +52,7 @@ class Snippets:
     def __init__(self, normaliser: Normaliser | None = None, chars: int = SNIPPET_CHARS):
         self.normaliser = normaliser or Normaliser()
         self.chars = chars
+        self._candidates: LruCache[re.Pattern[str]] = LruCache(512)
 
     def snippet(self, text: str, terms: frozenset[str] | set[str], top: int = 2) -> str:
         """The best passages of `text` for `terms`, or "" when no word of it matches."""
@@ -64,25 +66,26 @@ class Snippets:
         return BETWEEN.join(_render(text, p.start, p.end, p.spans) for p in passages)
 
     def _matches(self, text: str, terms: frozenset[str] | set[str]) -> list[_Span]:
-        """Matched words, a window at a time. The distinct tokens of a window are read first
-        (one C-speed pass), and only those that can read as a query term are normalised:
-        stemming and folding keep a word's first letter, so a token whose first letter no
-        query term has is skipped. Matching tokens are then located in the text."""
+        """Matched words, a window at a time. Only the tokens that can read as a query term
+        are normalised: stemming and folding keep a word's first letter, so the regular
+        expression (one C-speed pass) finds just the tokens starting with a letter some query
+        term starts with, or with a letter outside ASCII (which may fold to one)."""
         spans: list[_Span] = []
         term_of = self.normaliser.term
-        initials = {term[0] for term in terms if term}
+        # Compiling one costs about half a millisecond: the expressions of the last few hundred
+        # sets of initials are kept.
+        initials = frozenset(term[0] for term in terms if term)
+        candidates = self._candidates.get(initials, lambda: _candidates(initials))
         start = 0
         while start < len(text) and len(spans) < _ENOUGH:
             end = min(len(text), start + _WINDOW)
             if end < len(text):  # end the window between words
                 space = text.rfind(" ", start, end)
                 end = space if space > start else end
-            found = {token: term for token in set(TOKEN.findall(text, start, end))
-                     if (token[0].lower() in initials or not token[0].isascii())
-                     and (term := term_of(token)) in terms}
-            window = [_Span(s, s + len(token), term) for token, term in found.items()
-                      for s in _whole_tokens(text, token, start, end)]
-            spans.extend(sorted(window, key=lambda span: span.start))
+            for match in candidates.finditer(text, start, end):
+                token = match.group()
+                if (term := term_of(token)) in terms and not (match.end() == end and _joined(text, end, 1)):
+                    spans.append(_Span(match.start(), match.end(), term))
             start = end
         return spans
 
@@ -109,14 +112,20 @@ class Snippets:
         return passages
 
 
-def _whole_tokens(text: str, token: str, start: int, end: int) -> Iterator[int]:
-    """Where `token` stands in text[start:end] as a whole token (TOKEN would read it alone)."""
-    position = text.find(token, start, end)
-    while position >= 0:
-        after = position + len(token)
-        if not _joined(text, position - 1, -1) and not _joined(text, after, 1):
-            yield position
-        position = text.find(token, after, end)
+def _candidates(initials: frozenset[str]) -> re.Pattern[str]:
+    """TOKEN where a token starts (as TOKEN.findall would read it: not after a word character,
+    nor after a joiner that follows one) with one of `initials`, in either case, or with a word
+    character outside ASCII. The first character is matched before the lookbehinds that check
+    it, and as one negated class (every ASCII character but the initials), so that re skips
+    ahead to candidates at C speed: 5x faster than reading every token."""
+    letters = {ord(c) for initial in initials if initial.isascii() for c in (initial, initial.upper())}
+    excluded, low = [], 0
+    for code in sorted(letters) + [128]:
+        if code > low:
+            excluded.append(f"\\x{low:02x}-\\x{code - 1:02x}")
+        low = code + 1
+    return re.compile("[^" + "".join(excluded) + r"](?<=\b\w)(?<!\w[" + _JOINERS + r"].)"
+                      + TOKEN.pattern.replace(r"\w+", r"\w*", 1))
 
 
 def _joined(text: str, i: int, step: int) -> bool:

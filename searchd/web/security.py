@@ -24,6 +24,15 @@ CSP = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
+# Set on every response that does not set its own.
+_PROTECTION = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
 
 def install(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -80,11 +89,11 @@ def _open_metrics(config: Config) -> bool:
 def finish(response: Response) -> Response:
     config = _config()
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    # What Headers.setdefault does for each, with one pass over the headers instead of five.
+    present = {name.lower() for name, _ in headers.items()}
+    for name, value in _PROTECTION:
+        if name.lower() not in present:
+            headers.add(name, value)
     if config.cors_origins and is_api(request.path):
         _allow_origin(response, config.cors_origins)
     gzip_response(response)

@@ -46,6 +46,9 @@ class Site:
     instance: str = field(default_factory=lambda: secrets.token_hex(4))
 
     def search_view(self, args: Mapping[str, str]) -> dict[str, Any]:
+        # A plain dict of the first values: Werkzeug's MultiDict builds (and catches) an HTTP
+        # exception for each argument a request leaves out, a dozen per search.
+        args = dict(args)
         search = search_request_from(args)
 
         def build() -> dict[str, Any]:

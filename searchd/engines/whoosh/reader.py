@@ -24,6 +24,7 @@ class IndexReader:
 
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
+        self._current_file = self.index_dir / CURRENT  # stat'ed for every query: joined once
         self._live: Path | None = None
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
@@ -70,7 +71,7 @@ class IndexReader:
         which every commit changes. On a file system whose times are coarser than the commits
         come, the listing is still redone at least every VERSION_RECHECK seconds."""
         try:
-            stamp = (os.stat(self.index_dir / CURRENT).st_mtime_ns, os.stat(self._live).st_mtime_ns)
+            stamp = (os.stat(self._current_file).st_mtime_ns, os.stat(self._live).st_mtime_ns)
         except (OSError, TypeError):
             stamp = None
         now = time.monotonic()
