@@ -44,8 +44,8 @@ SETS = {
 _TITLE = (("subtitle", 1.2), ("summary", 1.2), ("body", 1.0))
 VARIANTS: dict[str, dict] = {
     "default": {},
-    # Pseudo-relevance feedback (off by default: its cost in latency, docs/relevance.md)
-    "feedback": {"feedback_docs": 10},
+    # Pseudo-relevance feedback (on by default)
+    "no-feedback": {"feedback_docs": 0},
     "feedback-depth-10": {"feedback_docs": 10, "feedback_depth": 10},
     "feedback-depth-15": {"feedback_docs": 10, "feedback_depth": 15},
     "feedback-depth-50": {"feedback_docs": 10, "feedback_depth": 50},
