@@ -704,12 +704,11 @@ def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, below: wq.Query | N
         looser = evaluator.evaluate(below)
         hits = first | (looser.hits & allowed)
         scores = np.where(first, match.scores, looser.scores)
-    if feedback is not None and not by_date and hits.any():
-        docs = np.flatnonzero(hits)
+    docs = np.flatnonzero(hits)
+    if feedback is not None and not by_date and len(docs):
         window = docs[_tiered_top(scores[docs], first[docs], feedback.window)]
         scores = scores.copy()
         scores[window] += feedback.rescore(window, scores[window])
-    docs = np.flatnonzero(hits)
     counts = {}
     if facets and len(docs):
         counts = {"category": snapshot.categories.counts(docs), "year": snapshot.years.counts(docs)}

@@ -13,7 +13,7 @@ computation is a few array operations over the window's term vectors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -81,23 +81,38 @@ def _expansion(ranking: Ranking, scores: np.ndarray, window: Window,
     sizes = np.bincount(owner, weights=occurrences, minlength=len(scores))
     likelihoods = np.exp(scores - scores.max())
     shares = likelihoods[owner] * occurrences / np.maximum(sizes[owner], 1.0)
-    hashes, first, inverse = np.unique(window.hashes[:end], return_index=True, return_inverse=True)
-    model = np.bincount(inverse, weights=shares, minlength=len(hashes))
-    # Heaviest first; of equal weights, the term met first. Their document frequencies are
-    # looked up a batch at a time: the first few dozen terms usually hold the chosen ones.
-    heaviest = np.lexsort((first, -model))
-    batch = 4 * ranking.feedback_terms
+    # Each distinct term's weight, and where it was met first (np.unique's, a third cheaper).
+    order = np.argsort(window.hashes[:end], kind="stable")
+    ordered = window.hashes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    hashes, first = ordered[starts], order[starts]
+    model = np.add.reduceat(shares[order], starts) if len(starts) else np.zeros(0)
+    # Their document frequencies are looked up a batch at a time, heaviest first: the first few
+    # dozen terms usually hold the chosen ones.
     chosen, frequencies = [], []
-    for start in range(0, len(heaviest), batch):
-        candidates = heaviest[start:start + batch]
+    for candidates in _heaviest_first(model, first, 4 * ranking.feedback_terms):
         found = collection.frequencies(hashes[candidates])
         allowed = (found > 0) & (found <= FEEDBACK_MAX_DOCUMENTS * collection.size)
         chosen.append(candidates[allowed])
         frequencies.append(found[allowed])
         if sum(map(len, chosen)) >= ranking.feedback_terms:
             break
-    picked = np.concatenate(chosen)[: ranking.feedback_terms]
+    picked = np.concatenate(chosen)[: ranking.feedback_terms] if chosen else np.zeros(0, dtype=np.int64)
     if not len(picked):
         return None
     found = np.concatenate(frequencies)[: ranking.feedback_terms]
     return hashes[picked], model[picked], scoring.word_idf(collection.size, found)
+
+
+def _heaviest_first(weights: np.ndarray, first: np.ndarray, batch: int) -> Iterator[np.ndarray]:
+    """Indices of `weights`, heaviest first (of equal weights, the smaller `first` first), about
+    `batch` at a time: each batch is partitioned off the rest and only it is sorted."""
+    rest = np.arange(len(weights))
+    while len(rest):
+        if len(rest) > batch:
+            threshold = np.partition(weights[rest], len(rest) - batch)[len(rest) - batch]
+            top = weights[rest] >= threshold  # ties at the threshold come along
+            taken, rest = rest[top], rest[~top]
+        else:
+            taken, rest = rest, rest[:0]
+        yield taken[np.lexsort((first[taken], -weights[taken]))]
