@@ -102,11 +102,14 @@ def searchd_ranker(docs: Path, index_dir: Path, overrides: dict, depth: int) -> 
         return [evaluate.doc_key(doc) for doc in searcher.ranked_ids(text[:1000], limit=depth)]
 
     def unfolded(text: str) -> list[str]:
-        folding, whoosh_searcher.fold = whoosh_searcher.fold, _no_folding
+        """Neither near-identical nor byte-identical articles folded."""
+        folding, ranking = whoosh_searcher.fold, whoosh_searcher.rank
+        whoosh_searcher.fold = _no_folding
+        whoosh_searcher.rank = lambda *args, **kwargs: ranking(*args, **{**kwargs, "fold_copies": False})
         try:
             return rank(text)
         finally:
-            whoosh_searcher.fold = folding
+            whoosh_searcher.fold, whoosh_searcher.rank = folding, ranking
 
     return rank if fold else unfolded
 

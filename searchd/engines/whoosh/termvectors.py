@@ -9,7 +9,7 @@ Only terms feedback may use are kept: 2 to 20 letters or digits.
 - A `terms` column, one value per article, little-endian:
 
       uint32 number of terms n | uint8 a bit per text field with terms (TEXT_FIELDS order)
-      n x uint32 the terms' CRC-32s
+      n x uint32 the terms' CRC-32s, ascending
       per field with terms, n x uint8 the term's count in that field (capped at 255)
 
 - A table of document frequencies per segment, the file `<segment id>.dfs` inside the segment,
@@ -54,8 +54,11 @@ def encode(fields: Mapping[str, Mapping[str, Sized]]) -> bytes:
     (anything with a length: the count)."""
     present = [(bit, fields[name]) for bit, name in enumerate(TEXT_FIELDS) if fields.get(name)]
     terms = list(dict.fromkeys(term for _, found in present for term in found if usable(term)))
-    parts = [_HEADER.pack(len(terms), sum(1 << bit for bit, _ in present)),
-             term_hashes([term.encode("utf-8") for term in terms]).astype("<u4").tobytes()]
+    hashes = term_hashes([term.encode("utf-8") for term in terms])
+    # In hash order: a window of articles is then a few sorted runs, which sort fast together.
+    order = np.argsort(hashes, kind="stable")
+    terms = [terms[i] for i in order]
+    parts = [_HEADER.pack(len(terms), sum(1 << bit for bit, _ in present)), hashes[order].astype("<u4").tobytes()]
     for _, found in present:
         parts.append(bytes(min(_MAX_COUNT, len(found.get(term, ()))) for term in terms))
     return b"".join(parts)
