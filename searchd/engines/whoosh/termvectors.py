@@ -100,10 +100,23 @@ class Window:
 @dataclass(frozen=True)
 class Frequencies:
     """One segment's document frequencies: `table[f, i]` articles have term `hashes[i]` in text
-    field f (deleted ones included, as Whoosh counts)."""
+    field f (deleted ones included, as Whoosh counts). Held in memory by every web worker, so
+    only the fields with terms are kept (`rows`), in the narrowest integers that hold them."""
 
     hashes: np.ndarray  # uint32, ascending
-    table: np.ndarray  # uint32, (len(TEXT_FIELDS), terms)
+    table: np.ndarray  # (len(TEXT_FIELDS), terms); see `compact`
+    rows: tuple[int, ...] = tuple(range(len(TEXT_FIELDS)))  # the text fields `table` has, in order
+
+    def compact(self) -> "Frequencies":
+        rows = tuple(int(f) for f in np.flatnonzero(self.table.any(axis=1)))
+        table = self.table[list(rows)]
+        narrow = np.uint16 if not table.size or table.max() <= np.iinfo(np.uint16).max else np.uint32
+        return Frequencies(self.hashes, table.astype(narrow), rows)
+
+    def full_table(self) -> np.ndarray:
+        table = np.zeros((len(TEXT_FIELDS), len(self.hashes)), dtype=np.uint32)
+        table[list(self.rows)] = self.table
+        return table
 
     @classmethod
     def of(cls, fields: Mapping[str, Iterable[tuple[bytes, int]]]) -> "Frequencies":
@@ -120,7 +133,7 @@ class Frequencies:
         return cls(hashes, table)
 
     def to_bytes(self) -> bytes:
-        return _COUNT.pack(len(self.hashes)) + self.hashes.astype("<u4").tobytes() + self.table.astype("<u4").tobytes()
+        return _COUNT.pack(len(self.hashes)) + self.hashes.astype("<u4").tobytes() + self.full_table().astype("<u4").tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Frequencies":
@@ -140,17 +153,18 @@ class Frequencies:
         name = leaf.segment().make_filename(FREQUENCIES)
         if leaf._storage.file_exists(name):
             with leaf._storage.open_file(name) as data:
-                return cls.from_bytes(data.read())
+                return cls.from_bytes(data.read()).compact()
         fields = {name: [(term, info.doc_frequency()) for term, info in _terms(leaf, name)]
                   for name in TEXT_FIELDS}
-        return cls.of(fields)
+        return cls.of(fields).compact()
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """found[f, i]: the document frequency in text field f of term `hashes[i]` (0: none)."""
-        if not len(self.hashes):
-            return np.zeros((len(TEXT_FIELDS), len(hashes)), dtype=np.uint32)
-        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        return np.where(self.hashes[at] == hashes, self.table[:, at], 0)
+        found = np.zeros((len(TEXT_FIELDS), len(hashes)), dtype=np.int64)
+        if len(self.hashes):
+            at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+            found[list(self.rows)] = np.where(self.hashes[at] == hashes, self.table[:, at], 0)
+        return found
 
 
 def _terms(leaf: Any, fieldname: str) -> Iterable[tuple[bytes, Any]]:
