@@ -57,10 +57,10 @@ def encode(fields: Mapping[str, Mapping[str, Sized]]) -> bytes:
     hashes = term_hashes([term.encode("utf-8") for term in terms])
     # In hash order: a window of articles is then a few sorted runs, which sort fast together.
     order = np.argsort(hashes, kind="stable")
-    terms = [terms[i] for i in order]
     parts = [_HEADER.pack(len(terms), sum(1 << bit for bit, _ in present)), hashes[order].astype("<u4").tobytes()]
     for _, found in present:
-        parts.append(bytes(min(_MAX_COUNT, len(found.get(term, ()))) for term in terms))
+        counts = np.fromiter((len(found.get(term, ())) for term in terms), dtype=np.int64, count=len(terms))
+        parts.append(np.minimum(counts[order], _MAX_COUNT).astype(np.uint8).tobytes())
     return b"".join(parts)
 
 
