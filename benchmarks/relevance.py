@@ -44,8 +44,8 @@ SETS = {
 _TITLE = (("subtitle", 1.2), ("summary", 1.2), ("body", 1.0))
 VARIANTS: dict[str, dict] = {
     "default": {},
-    # Pseudo-relevance feedback (off by default: its cost in latency, docs/relevance.md)
-    "feedback": {"feedback_docs": 10},
+    # Pseudo-relevance feedback (on by default)
+    "no-feedback": {"feedback_docs": 0},
     "feedback-depth-10": {"feedback_docs": 10, "feedback_depth": 10},
     "feedback-depth-15": {"feedback_docs": 10, "feedback_depth": 15},
     "feedback-depth-50": {"feedback_docs": 10, "feedback_depth": 50},
@@ -102,11 +102,14 @@ def searchd_ranker(docs: Path, index_dir: Path, overrides: dict, depth: int) -> 
         return [evaluate.doc_key(doc) for doc in searcher.ranked_ids(text[:1000], limit=depth)]
 
     def unfolded(text: str) -> list[str]:
-        folding, whoosh_searcher.fold = whoosh_searcher.fold, _no_folding
+        """Neither near-identical nor byte-identical articles folded."""
+        folding, ranking = whoosh_searcher.fold, whoosh_searcher.rank
+        whoosh_searcher.fold = _no_folding
+        whoosh_searcher.rank = lambda *args, **kwargs: ranking(*args, **{**kwargs, "fold_copies": False})
         try:
             return rank(text)
         finally:
-            whoosh_searcher.fold = folding
+            whoosh_searcher.fold, whoosh_searcher.rank = folding, ranking
 
     return rank if fold else unfolded
 

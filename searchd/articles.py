@@ -105,7 +105,11 @@ def read_article(root: Path, path: Path, max_bytes: int) -> Article:
         if stat.st_size > max_bytes:
             raise Skip(f"too large ({_megabytes(stat.st_size)} > limit {_megabytes(max_bytes)})")
         with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # As much as stat said, and the rest only if the file grew since: read(n) sets aside
+            # n bytes first, and max_bytes is megabytes.
+            data = handle.read(min(stat.st_size, max_bytes) + 1)
+            if len(data) > stat.st_size:
+                data += handle.read(max_bytes + 1 - len(data))
     except FileNotFoundError:
         raise Skip("vanished while being read") from None
     except PermissionError:

@@ -92,7 +92,8 @@ def sketch_hashes(text: str) -> np.ndarray:
     own str hash is not). Kept with an article when it is indexed, it estimates the resemblance of
     two articles without their texts (`resemblance`). Engines store it as `sketch` (base64) or
     `sketch_row` (fixed width)."""
-    words = [_stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
+    known = _WORD_HASHES.get  # most words are known: no call for them
+    words = [known(word) or _stable_word_hash(word) for word in _SHINGLE_WORD.findall(text.lower())]
     runs = _runs(np.array(words or [0], dtype=np.uint64))
     return (runs[:SKETCH_SIZE] >> np.uint64(32)).astype(np.uint32)
 

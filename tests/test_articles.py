@@ -290,3 +290,28 @@ def test_ignored_names(tmp_path: Path) -> None:
     (tmp_path / ".git" / "g.txt").write_text("x")
     (tmp_path / "kept.txt").write_text("x")
     assert [i for i, _, _ in walk(tmp_path, FileRules())] == ["kept.txt"]
+
+
+def test_a_file_that_grew_after_its_size_was_read_is_read_whole_or_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The size a reader sees first can be stale (a writer still appending): what is read is the
+    whole file, or a clear skip when it grew past the limit, never the first stat's worth."""
+    path = tmp_path / "growing.txt"
+    path.write_text("Growing\n\n" + "word " * 300)
+    real_stat = Path.stat
+
+    def stale(self: Path, *args, **kwargs) -> os.stat_result:
+        found = real_stat(self, *args, **kwargs)
+        if self != path:
+            return found
+        fields = list(found)
+        fields[6] = 10  # st_size as it was when only the first bytes had been written
+        extra = {name: getattr(found, name) for name in ("st_atime_ns", "st_mtime_ns", "st_ctime_ns")}
+        return os.stat_result(fields, extra)
+
+    monkeypatch.setattr(Path, "stat", stale)
+    assert path.stat().st_size == 10
+    assert read_article(tmp_path, path, LIMIT).text.count("word") == 300
+    with pytest.raises(Skip) as caught:
+        read_article(tmp_path, path, 1000)
+    assert caught.value.reason == "too large (grew past limit 0.0 MB while being read)"

@@ -13,10 +13,11 @@ from searchd.cli import main
 
 from .conftest import extract_corpus
 
-# Measured with the default ranking: nDCG@10 0.3783, MRR@10 0.5449 (docs/relevance.md; 0.3693
-# and 0.5386 before issue 17). The margins are small on purpose: a ranking change that costs
-# Cranfield about a point has to be looked at, and the floor moved on purpose.
-NDCG_FLOOR = 0.37
+# Measured with the default ranking: nDCG@10 0.4027, MRR@10 0.5405 (docs/relevance.md; 0.3783
+# and 0.5449 without pseudo-relevance feedback, 0.3693 and 0.5386 before issue 17). The margins
+# are small on purpose: a ranking change that costs Cranfield about a point has to be looked
+# at, and the floor moved on purpose.
+NDCG_FLOOR = 0.39
 MRR_FLOOR = 0.53
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]

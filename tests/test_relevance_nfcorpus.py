@@ -13,12 +13,12 @@ from searchd import evaluate
 
 from .conftest import extract_corpus
 
-# Measured with the default ranking: nDCG@10 0.2979, MRR@10 0.4958 (docs/relevance.md); stock
-# SQLite FTS5 bm25 measures 0.2914 and the ranking before issue 17 0.2779 (keyword queries
-# required all their words). A change that costs about a point has to be looked at, and the
-# floor moved on purpose (with pseudo-relevance feedback on, 0.3035).
-NDCG_FLOOR = 0.29
-MRR_FLOOR = 0.48
+# Measured with the default ranking: nDCG@10 0.3035, MRR@10 0.4991 (docs/relevance.md); stock
+# SQLite FTS5 bm25 measures 0.2914, the default without pseudo-relevance feedback 0.2979, and
+# the ranking before issue 17 0.2779 (keyword queries required all their words). The floor is
+# issue 17's target: a change that costs NFCorpus's short queries has to be looked at.
+NDCG_FLOOR = 0.30
+MRR_FLOOR = 0.49
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 

@@ -76,7 +76,9 @@ def test_a_segment_is_byte_for_byte_what_whoosh_writes(tmp_path: Path) -> None:
         builder.add(document)
     ours = builder.finish()
     expected, written = _files(str(tmp_path / "whoosh"), theirs), _files(ours.directory, ours.segment)
-    assert sorted(written) == sorted(expected)
+    # Two files more, which only pseudo-relevance feedback reads (termvectors.py; test_termvectors.py).
+    assert set(written) - set(expected) == {"SEG.dfs", "SEG.terms.col"}
+    assert set(expected) <= set(written)
     for name in expected:
         assert written[name] == expected[name], name
     assert ours.segment._fieldlengths == theirs._fieldlengths

@@ -29,9 +29,10 @@ from whoosh.util.numeric import byte_to_length
 from whoosh.util.times import datetime_to_long
 
 from ...folding import SKETCH_BYTES, sketch_rows
-from . import scoring
+from . import scoring, termvectors
 from .queries import BM25FWord, MinimumMatch
 from .ranking import Ranking
+from .schema import TEXT_FIELDS
 from .segments import posting_blocks
 
 # Whoosh stores a field's length in a document as one byte; this decodes all 256 at once.
@@ -164,6 +165,7 @@ class SegmentData:
         self.years = Facet.of(self._values(leaf, "year"))
         self.checksums = _checksum_keys(self._values(leaf, "checksum"))
         self.sketches = self._sketches(leaf)
+        self.frequencies = termvectors.Frequencies.read(leaf)
 
     def _lengths(self, leaf: Any, name: str) -> np.ndarray:
         reader = leaf._perdoc._cached_reader(f"_{name}_len", LENGTHS_COLUMN)
@@ -292,6 +294,8 @@ class Snapshot:
         checksums[missing] = -1 - missing  # no checksum: a copy of nothing
         self.checksums = checksums
         self._frequencies: dict[tuple[str, bytes], int] = {}
+        self._vector_readers: dict[int, Callable[[int], bytes]] = {}
+        self._term_frequencies: dict[int, int] = {}
 
     # --- term statistics and postings ---
 
@@ -348,6 +352,41 @@ class Snapshot:
     def _segment_of(self, docnum: int) -> tuple[SegmentData, int]:
         _, offset, data = self.leaves[bisect_right(self._offsets, docnum) - 1]
         return data, docnum - offset
+
+    def term_frequencies(self, hashes: np.ndarray) -> np.ndarray:
+        """The document frequency of each term (named by its hash, termvectors.py) in the text
+        field where it is most common: what BM25FWord's idf reads. Feedback asks for the same
+        heavy terms again and again: they are remembered for the generation."""
+        known = self._term_frequencies
+        found = np.fromiter((known.get(h, -1) for h in hashes.tolist()), dtype=np.int64, count=len(hashes))
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            fields = np.zeros((len(TEXT_FIELDS), len(missing)), dtype=np.int64)
+            for _, _, data in self.leaves:
+                fields += data.frequencies.lookup(hashes[missing])
+            found[missing] = fields.max(axis=0)
+            known.update(zip(hashes[missing].tolist(), found[missing].tolist()))
+        return found
+
+    def term_vectors(self, docnums: np.ndarray) -> list[bytes]:
+        """The documents' term vectors (termvectors.py; b"" for a document without one)."""
+        places = [bisect_right(self._offsets, int(docnum)) - 1 for docnum in docnums]
+        with self.lock:
+            return [self._vectors_of(place)(int(docnum) - self._offsets[place])
+                    for place, docnum in zip(places, docnums)]
+
+    def _vectors_of(self, place: int) -> Callable[[int], bytes]:
+        """A reader of the term vector column of the leaf at `place` (opened once per
+        generation; call with the lock)."""
+        reader = self._vector_readers.get(place)
+        if reader is None:
+            leaf = self.leaves[place][0]
+            if termvectors.COLUMN in leaf.schema and leaf.has_column(termvectors.COLUMN):
+                reader = leaf.column_reader(termvectors.COLUMN, translate=False).__getitem__
+            else:
+                reader = lambda docnum: b""  # noqa: E731 - a segment written without vectors
+            self._vector_readers[place] = reader
+        return reader
 
     def text_lengths(self, docnums: list[int]) -> list[float]:
         """Indexed terms of each document's title and body (approximate: Whoosh keeps a byte)."""
@@ -671,7 +710,7 @@ class Feedback:
     than 0): they are ranked again among themselves, and everything below stays below."""
 
     window: int
-    rescore: Callable[[list[tuple[int, float]]], list[float]]
+    rescore: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, below: wq.Query | None = None,
@@ -694,12 +733,11 @@ def rank(snapshot: Snapshot, query: wq.Query, limit: int, *, below: wq.Query | N
         looser = evaluator.evaluate(below)
         hits = first | (looser.hits & allowed)
         scores = np.where(first, match.scores, looser.scores)
-    if feedback is not None and not by_date and hits.any():
-        docs = np.flatnonzero(hits)
+    docs = np.flatnonzero(hits)
+    if feedback is not None and not by_date and len(docs):
         window = docs[_tiered_top(scores[docs], first[docs], feedback.window)]
         scores = scores.copy()
-        scores[window] += feedback.rescore([(int(d), float(scores[d])) for d in window])
-    docs = np.flatnonzero(hits)
+        scores[window] += feedback.rescore(window, scores[window])
     counts = {}
     if facets and len(docs):
         counts = {"category": snapshot.categories.counts(docs), "year": snapshot.years.counts(docs)}

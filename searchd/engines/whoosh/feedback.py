@@ -6,101 +6,113 @@ heaviest terms found in at most a tenth of the documents, weighing together `fee
 query words, are scored in each of the first `feedback_depth` results with BM25F (scoring.py,
 from the article's own term counts), and added to its score.
 
-Off by default (Ranking.feedback_docs = 0): it lifts every judged collection (docs/relevance.md)
-but reads the first results' text, which costs a query the caches have not seen 1.3 to 2.6 times
-its time (docs/relevance.md).
+The articles' terms come from the index (termvectors.py), a window at a time, so the whole
+computation is a few array operations over the window's term vectors.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
+
+import numpy as np
 
 from . import scoring
 from .ranking import Ranking
+from .schema import TEXT_FIELDS
+from .termvectors import Window
 
 # Feedback ignores terms found in more than this share of the documents.
 FEEDBACK_MAX_DOCUMENTS = 0.1
 
 
 @dataclass(frozen=True)
-class ArticleTerms:
-    """An article's terms as feedback reads them: their counts in each text field that has
-    any, and each term's share of the article (of its terms of 2 to 20 letters or digits)."""
+class Collection:
+    """What feedback needs of the index: its size, the average length of each text field, and
+    terms' document frequencies (in the field where each is most common), by their hashes."""
 
-    counts: dict[str, dict[str, int]]
-    shares: dict[str, float]
-
-    @classmethod
-    def of(cls, counts: dict[str, dict[str, int]]) -> "ArticleTerms":
-        counts = {name: found for name, found in counts.items() if found}
-        kept: dict[str, int] = {}
-        for found in counts.values():
-            for term, n in found.items():
-                if 2 <= len(term) <= 20 and term.isalnum():
-                    kept[term] = kept.get(term, 0) + n
-        size = sum(kept.values()) or 1
-        return cls(counts, {term: n / size for term, n in kept.items()})
+    size: int
+    average_lengths: dict[str, float]
+    frequencies: Callable[[np.ndarray], np.ndarray]
 
 
-@dataclass(frozen=True)
-class FeedbackDocument:
-    """A first-pass result: its score, its terms and the indexed length of each text field."""
-
-    score: float
-    terms: ArticleTerms
-    lengths: dict[str, float]
-
-
-def feedback_scores(ranking: Ranking, documents: list[FeedbackDocument], doc_frequency: Callable[[str], int],
-                    size: int, average_lengths: dict[str, float]) -> list[float]:
-    """What feedback adds to the scores of the first results (best first)."""
-    model = documents[: ranking.feedback_docs]
-    if not model or ranking.feedback_weight <= 0:
-        return [0.0] * len(documents)
-    chosen = _expansion(ranking, model, doc_frequency, size)
-    if not chosen:
-        return [0.0] * len(documents)
-    scale = ranking.feedback_weight / sum(weight for weight, _ in chosen.values())
-    k1 = ranking.k1_b("*")[0]
-    field_weights = ranking.weights()
-
-    def score(document: FeedbackDocument) -> float:
-        factors = []  # each field's counts with its weight and length normalisation
-        for name, counts in document.terms.counts.items():
-            average = average_lengths.get(name) or 1.0
-            factors.append((counts, scoring.normalised_tf(1.0, document.lengths.get(name, 1.0), average,
-                                                          field_weights.get(name, 1.0), ranking.k1_b(name)[1])))
-        total = 0.0
-        for term, (weight, idf) in chosen.items():
-            tf = sum(factor * counts.get(term, 0) for counts, factor in factors)
-            if tf:
-                total += weight * scoring.saturated(tf, idf, k1)
-        return total * scale
-
-    return [score(document) for document in documents]
+def feedback_scores(ranking: Ranking, scores: np.ndarray, window: Window, lengths: np.ndarray,
+                    collection: Collection) -> np.ndarray:
+    """What feedback adds to the scores of the first results (best first): `scores` are their
+    first-pass scores, `window` their term vectors, `lengths[f, i]` the indexed length of text
+    field f of result i."""
+    model = min(ranking.feedback_docs, len(scores))
+    if not model or ranking.feedback_weight <= 0 or not len(window.hashes):
+        return np.zeros(len(scores))
+    chosen = _expansion(ranking, scores[:model], window, collection)
+    if chosen is None:
+        return np.zeros(len(scores))
+    hashes, weights, idfs = chosen
+    order = np.argsort(hashes)
+    hashes, weights, idfs = hashes[order], weights[order], idfs[order]
+    term = np.minimum(np.searchsorted(hashes, window.hashes), len(hashes) - 1)
+    entries = np.flatnonzero(hashes[term] == window.hashes)
+    term, owner = term[entries], window.owner[entries]
+    tf = (window.counts[:, entries] * _field_factors(ranking, lengths, collection)[:, owner]).sum(axis=0)
+    found = weights[term] * scoring.saturated(tf, idfs[term], ranking.k1_b("*")[0])
+    added = np.bincount(owner, weights=found, minlength=len(scores))
+    return added * (ranking.feedback_weight / weights.sum())
 
 
-def _expansion(ranking: Ranking, model: list[FeedbackDocument], doc_frequency: Callable[[str], int],
-               size: int) -> dict[str, tuple[float, float]]:
-    """term -> (relevance model weight, idf) of the expansion terms."""
-    best = max(document.score for document in model)
-    weights: dict[str, float] = {}
-    for document in model:
-        likelihood = math.exp(document.score - best)
-        for term, share in document.terms.shares.items():
-            weights[term] = weights.get(term, 0.0) + likelihood * share
-    chosen: dict[str, tuple[float, float]] = {}
-    # The heaviest terms first; most of the weight is in a few dozen of them.
-    heaviest = heapq.nlargest(4 * ranking.feedback_terms, weights, key=weights.__getitem__)
-    if len(heaviest) < len(weights):
-        heaviest += sorted(set(weights) - set(heaviest), key=weights.__getitem__, reverse=True)
-    for term in heaviest:
-        frequency = doc_frequency(term)
-        if 0 < frequency <= FEEDBACK_MAX_DOCUMENTS * size:
-            chosen[term] = (weights[term], scoring.word_idf(size, frequency))
-            if len(chosen) == ranking.feedback_terms:
-                break
-    return chosen
+def _field_factors(ranking: Ranking, lengths: np.ndarray, collection: Collection) -> np.ndarray:
+    """factors[f, i]: what one occurrence in text field f of result i adds to a term's BM25F
+    frequency (the field's weight, length-normalised)."""
+    weights = ranking.weights()
+    column = np.empty((len(TEXT_FIELDS), 1))
+    averages, field_weights, bs = column.copy(), column.copy(), column.copy()
+    for row, name in enumerate(TEXT_FIELDS):
+        averages[row] = collection.average_lengths.get(name) or 1.0
+        field_weights[row] = weights.get(name, 1.0)
+        bs[row] = ranking.k1_b(name)[1]
+    return scoring.normalised_tf(1.0, np.where(lengths > 0, lengths, 1.0), averages, field_weights, bs)
+
+
+def _expansion(ranking: Ranking, scores: np.ndarray, window: Window,
+               collection: Collection) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The expansion terms' hashes, relevance model weights and idfs, or None."""
+    end = int(np.searchsorted(window.owner, len(scores)))  # the model's articles come first
+    owner = window.owner[:end]
+    occurrences = window.counts[:, :end].sum(axis=0)
+    sizes = np.bincount(owner, weights=occurrences, minlength=len(scores))
+    likelihoods = np.exp(scores - scores.max())
+    shares = likelihoods[owner] * occurrences / np.maximum(sizes[owner], 1.0)
+    # Each distinct term's weight, and where it was met first (np.unique's, a third cheaper).
+    order = np.argsort(window.hashes[:end], kind="stable")
+    ordered = window.hashes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    hashes, first = ordered[starts], order[starts]
+    model = np.add.reduceat(shares[order], starts) if len(starts) else np.zeros(0)
+    # Their document frequencies are looked up a batch at a time, heaviest first: the first few
+    # dozen terms usually hold the chosen ones.
+    chosen, frequencies = [], []
+    for candidates in _heaviest_first(model, first, 4 * ranking.feedback_terms):
+        found = collection.frequencies(hashes[candidates])
+        allowed = (found > 0) & (found <= FEEDBACK_MAX_DOCUMENTS * collection.size)
+        chosen.append(candidates[allowed])
+        frequencies.append(found[allowed])
+        if sum(map(len, chosen)) >= ranking.feedback_terms:
+            break
+    picked = np.concatenate(chosen)[: ranking.feedback_terms] if chosen else np.zeros(0, dtype=np.int64)
+    if not len(picked):
+        return None
+    found = np.concatenate(frequencies)[: ranking.feedback_terms]
+    return hashes[picked], model[picked], scoring.word_idf(collection.size, found)
+
+
+def _heaviest_first(weights: np.ndarray, first: np.ndarray, batch: int) -> Iterator[np.ndarray]:
+    """Indices of `weights`, heaviest first (of equal weights, the smaller `first` first), about
+    `batch` at a time: each batch is partitioned off the rest and only it is sorted."""
+    rest = np.arange(len(weights))
+    while len(rest):
+        if len(rest) > batch:
+            threshold = np.partition(weights[rest], len(rest) - batch)[len(rest) - batch]
+            top = weights[rest] >= threshold  # ties at the threshold come along
+            taken, rest = rest[top], rest[~top]
+        else:
+            taken, rest = rest, rest[:0]
+        yield taken[np.lexsort((first[taken], -weights[taken]))]

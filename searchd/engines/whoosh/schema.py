@@ -24,7 +24,9 @@ from ...folding import SKETCH_BYTES, sketch_row
 #    "putin", the term of "Putin's" and "Putin".
 # 5: a `sketch` column (folding.sketch_row of the shown title and the body): near-duplicate
 #    folding compares sketches instead of reading texts.
-SCHEMA_VERSION = 5
+# 6: a `terms` column (termvectors.py: each article's terms and counts per text field):
+#    pseudo-relevance feedback reads it instead of analysing the first results' texts.
+SCHEMA_VERSION = 6
 
 TEXT_FIELDS = ("title", "subtitle", "summary", "body")
 WORDS_FIELD = "words"
@@ -168,6 +170,8 @@ def build_schema() -> fields.Schema:
         mtime_ns=_column_only(fields.NUMERIC(bits=64, stored=True, sortable=True)),
         checksum=_column_only(fields.ID(stored=True, sortable=True)),
         sketch=fields.COLUMN(columns.FixedBytesColumn(SKETCH_BYTES)),
+        # Filled by the segment builder from the analysed text fields (termvectors.py).
+        terms=fields.COLUMN(columns.VarBytesColumn()),
     )
 
 

@@ -14,6 +14,8 @@ of the tests (tests/whoosh_oracle.py) one document at a time.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import TypeVar
 
 Number = TypeVar("Number")  # a float or a numpy array of them
@@ -29,9 +31,9 @@ def field_bm25(tf: Number, length: Number, average: float, idf: float, k1: float
     return idf * (tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * length / average))
 
 
-def word_idf(documents: int, frequency: int) -> float:
+def word_idf(documents: int, frequency: Number) -> Number:
     """BM25F's idf of a word; `frequency` is its document frequency in its most common field."""
-    return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
+    return np.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
 def normalised_tf(tf: Number, length: Number, average: float, weight: float, b: float) -> Number:

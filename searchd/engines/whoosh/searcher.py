@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, Mapping
 
+import numpy as np
 from whoosh import query as wq
 from whoosh.searching import Searcher as WhooshSearcher
 
@@ -28,10 +29,11 @@ from ...snippets import Snippets, lead
 from ..base import Document, EngineQuery, EngineReader, EngineResults, Hit, Indexed, IndexMissing, IndexStats, QueryTree
 from .compile import Compiled, QueryCompiler
 from .evaluator import Feedback, PostingsCache, Ranked, SegmentData, Snapshot, highlight_terms, rank
-from .feedback import ArticleTerms, FeedbackDocument, feedback_scores
+from .feedback import Collection, feedback_scores
 from .ranking import Ranking
 from .reader import IndexReader
-from .schema import WORDS_FIELD
+from .schema import TEXT_FIELDS, WORDS_FIELD
+from .termvectors import Window
 from .store import index_stats, read_manifest, read_status
 from .vocabulary import Vocabulary
 
@@ -80,9 +82,6 @@ class WhooshReader(EngineReader):
         self._vocabulary_thread: threading.Thread | None = None
         self._snippets = Snippets()
         self._shingles: LruCache[Any] = LruCache()
-        # Feedback reads the first 20 results of each query: a thousand articles' terms take
-        # about ten megabytes.
-        self._article_terms: LruCache[ArticleTerms] = LruCache(1024)
 
     # --- the current snapshot ------------------------------------------------------------------
 
@@ -106,7 +105,6 @@ class WhooshReader(EngineReader):
             if gone:  # caches keyed by segment: what they hold of the old ones is dead weight
                 self._cache.retain(live)
                 self._shingles.retain(lambda key: key[0] in live)
-                self._article_terms.retain(lambda key: key[0] in live)
             view = _View(version, snapshot, QueryCompiler(reader.schema, self.ranking, fuzzy=_weakly(self.near_words)))
             self._track(view)
             self._view = view
@@ -158,7 +156,7 @@ class WhooshReader(EngineReader):
         if compiled.query is None:
             return EngineResults(0, [], {}, compiled.notice)
         loaded: dict[int, Mapping[str, Any]] = {}
-        feedback = None if query.sort == "date" else self._feedback(view, compiled, loaded)
+        feedback = None if query.sort == "date" else self._feedback(view, compiled)
         total, results, ranked, complete = self._window(view, compiled, feedback, loaded, query)
         if query.snippets:
             terms = highlight_terms(compiled.query, view.snapshot)
@@ -205,34 +203,20 @@ class WhooshReader(EngineReader):
             return 0
         return rank(view.snapshot, compiled.query, 0, facets=False, fold_copies=True).total
 
-    def _feedback(self, view: _View, compiled: Compiled, loaded: dict[int, Mapping[str, Any]]) -> Feedback | None:
-        """Pseudo-relevance feedback for a query of plain words (Ranking.feedback_*, feedback.py).
-        The stored fields it reads are left in `loaded`: the page shows the same articles."""
+    def _feedback(self, view: _View, compiled: Compiled) -> Feedback | None:
+        """Pseudo-relevance feedback for a query of plain words (Ranking.feedback_*, feedback.py)."""
         ranking = self.ranking
         if not ranking.feedback_docs or not compiled.words:
             return None
         snapshot = view.snapshot
-        # Only the fields that have text somewhere (a folder of .txt files has no summaries).
-        fields = [name for name in view.compiler.weights if snapshot.total_length.get(name)]
+        collection = Collection(snapshot.size, snapshot.average_length, snapshot.term_frequencies)
 
-        def frequency(term: str) -> int:
-            """As BM25FWord counts it: in the field where the term is most common."""
-            key = term.encode("utf-8")
-            return max(snapshot.doc_frequency(name, key) for name in fields)
-
-        def read(docnum: int) -> ArticleTerms:
-            if docnum not in loaded:
-                loaded[docnum] = view.stored_fields(docnum)
-            normaliser = view.compiler.normaliser
-            return ArticleTerms.of({name: normaliser.counts(str(loaded[docnum].get(name) or "")) for name in fields})
-
-        def document(docnum: int, score: float) -> FeedbackDocument:
-            terms = self._article_terms.get(snapshot.locate(docnum), lambda: read(docnum))
-            return FeedbackDocument(score, terms, {name: float(snapshot.lengths[name][docnum]) or 1.0 for name in fields})
-
-        def rescore(window: list[tuple[int, float]]) -> list[float]:
-            documents = [document(docnum, score) for docnum, score in window]
-            return feedback_scores(ranking, documents, frequency, snapshot.size, snapshot.average_length)
+        def rescore(docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+            lengths = np.zeros((len(TEXT_FIELDS), len(docs)))
+            for row, name in enumerate(TEXT_FIELDS):
+                if name in snapshot.lengths:
+                    lengths[row] = snapshot.lengths[name][docs]
+            return feedback_scores(ranking, scores, Window.of(snapshot.term_vectors(docs)), lengths, collection)
 
         return Feedback(ranking.feedback_depth, rescore)
 

@@ -37,6 +37,7 @@ from whoosh.system import pack_int, pack_long, pack_ushort, unpack_int
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from ...analysis import INDEXING_MEMO, Normaliser
+from . import termvectors
 from .schema import TEXT_FIELDS, WORDS_FIELD
 
 STAGING = ".staging"
@@ -194,6 +195,9 @@ class SegmentBuilder:
                 writer.add_column_value(name, field.column_type, column)
             if length:
                 self._lengths.setdefault(name, {})[docnum] = byte_to_length(length_to_byte(length))
+        if termvectors.COLUMN in schema:
+            writer.add_column_value(termvectors.COLUMN, schema[termvectors.COLUMN].column_type,
+                                    termvectors.encode(text))
         writer.finish_doc()
         for name, found in text.items():
             postings = self._text[name]
@@ -312,19 +316,24 @@ class SegmentBuilder:
             for name in leaf._terms._fieldmap:
                 if name in self.schema and name not in fields:
                     fields[name] = self._copied_postings(name)
+        frequencies: dict[str, list[tuple[bytes, int]]] = {name: [] for name in TEXT_FIELDS}
         for name in sorted(fields):
             field = self.schema[name]
             fieldwriter.start_field(name, field)
             key_prefix = pack_ushort(fieldwriter._fieldid)
             lengths = self._lengths.get(name, {})
             fixed = field.format.fixed_value_size()
+            counted = frequencies.get(name)
             for term, docs, weights, values in fields[name]:
                 info = _write_term(postings_out, fixed, docs, weights, values, lengths, self.compress_from)
                 terms_out.add(key_prefix + term, info)
+                if counted is not None:
+                    counted.append((term, len(docs)))
             postings_out.flush()
             terms_out.flush()
             fieldwriter.finish_field()
         fieldwriter.close()
+        termvectors.Frequencies.of(frequencies).write(self.storage, self.segment)
 
 
 def _terms_of(leaf: Any, fieldname: str, number: int) -> Iterator[tuple[bytes, int, W3TermInfo]]:
