@@ -22,6 +22,8 @@ MAX_PAGE = 1000
 MAX_SUGGESTIONS = 50
 # Below this many hits a query gets a did-you-mean check.
 FEW_HITS = 3
+# Seconds between warm-up attempts while there is no index yet.
+WARM_UP_RETRY = 0.5
 
 _SUGGESTABLE_WORD = re.compile(r"(?<![\w*?])[^\W\d_]{3,}(?![\w*?~:(])")
 _LAST_WORD = re.compile(r"(\w+)$")
@@ -78,8 +80,12 @@ class Searcher:
     def generation(self) -> Hashable:
         return self.engine.generation()
 
-    def warm_up(self) -> None:
-        self.engine.warm_up()
+    def warm_up(self, retry_every: float = WARM_UP_RETRY) -> None:
+        """The engine's warm-up, tried again until there is an index to warm up: a web worker
+        started before the first bulk index finished would otherwise make the first query that
+        needs did-you-mean wait for the whole vocabulary (0.8 s for Reuters' 61,000 words)."""
+        while not self.engine.warm_up():
+            time.sleep(retry_every)
 
     def document_count(self) -> int:
         return self.engine.document_count()

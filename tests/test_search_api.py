@@ -201,3 +201,19 @@ def test_an_index_written_before_sketches_folds_the_same_and_is_rebuilt_once(tmp
     assert "sketch" in WhooshEngine(tmp_path / "index").open_reader().index.open().schema
     _assert_folds_near_copies_only(searcher)
     assert build_index(folder, tmp_path / "index").added == 0  # once
+
+
+def test_a_warm_up_begun_before_the_first_index_exists_loads_it_once_it_does(tmp_path: Path, make_folder) -> None:
+    """A web worker starts before the first bulk index is published: its warm-up keeps trying,
+    so the did-you-mean vocabulary is read before a query needs it, not by the first that does."""
+    import threading
+
+    reader = WhooshEngine(tmp_path / "index").open_reader()
+    warming = threading.Thread(target=Searcher(reader).warm_up, kwargs={"retry_every": 0.01}, daemon=True)
+    warming.start()
+    # The index appears whole, as a first bulk index publishes it.
+    build_index(make_folder({"energy/solar.txt": "Solar power\n\nPanels on every roof."}), tmp_path / "built")
+    (tmp_path / "built").rename(tmp_path / "index")
+    warming.join(timeout=60)
+    assert not warming.is_alive()
+    assert reader._vocabulary is not None and "solar" in reader._vocabulary.words

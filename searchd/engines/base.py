@@ -300,8 +300,10 @@ class EngineReader(ABC):
     def daemon_status(self) -> dict[str, Any]:
         """What the writer last published ({} when it never did)."""
 
-    def warm_up(self) -> None:
-        """Load what the first searches would otherwise wait for."""
+    def warm_up(self) -> bool:
+        """Load what the first searches would otherwise wait for; False when there is nothing to
+        load yet (no index: a first bulk index still running), to be asked again later."""
+        return True
 
     def nodes(self) -> list[dict[str, Any]]:
         """The servers of a clustered engine, each {url, ok, role} ([] for an embedded one)."""

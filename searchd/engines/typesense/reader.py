@@ -419,12 +419,13 @@ class TypesenseReader(EngineReader):
 
     # --- what is there ----------------------------------------------------------------------------
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> bool:
         """Read the vocabulary now (a web server calls this in the background at start)."""
         try:
             self.vocabulary()
         except (IndexMissing, EngineUnavailable):
-            pass
+            return False
+        return True
 
     def document_count(self) -> int:
         """Articles in the collection (asked again when the daemons committed)."""

@@ -125,13 +125,14 @@ class WhooshReader(EngineReader):
     def generation(self) -> Hashable:
         return self.index.version()
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> bool:
         """Open the index and read the did-you-mean vocabulary now (a web server calls this in
         the background at start), so the first searches do not pay for either."""
         try:
             self.vocabulary()
         except IndexMissing:
-            pass
+            return False
+        return True
 
     def document_count(self) -> int:
         try:
@@ -356,12 +357,8 @@ class WhooshReader(EngineReader):
 
 
 def _read_vocabulary(view: _View) -> Vocabulary:
-    reader = view.snapshot.reader
     with view.snapshot.lock:
-        if WORDS_FIELD not in reader.schema:
-            return Vocabulary([])
-        words = {w.decode("utf-8") if isinstance(w, bytes) else w for w in reader.lexicon(WORDS_FIELD)}
-    return Vocabulary(sorted(words))
+        return Vocabulary.of_leaves([leaf for leaf, _, _ in view.snapshot.leaves])
 
 
 def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
