@@ -121,3 +121,31 @@ def test_the_table_reads_back_and_looks_up_unknown_terms_as_absent() -> None:
     title, body = TEXT_FIELDS.index("title"), TEXT_FIELDS.index("body")
     assert found[title].tolist() == [2, 0, 0, 0]  # "u.s" is not a term feedback may use
     assert found[body].tolist() == [5, 1, 0, 0]
+
+
+def test_each_segment_s_word_list_is_its_words_field_after_deletes_and_a_merge(tmp_path: Path) -> None:
+    from searchd.engines.whoosh.vocabulary import segment_words
+
+    articles = _articles(150, seed=9)
+    writer = _index(tmp_path, articles)
+    writer.apply(ChangeBatch(deletes=[a.id for a in articles[40:70]]))
+    folder = Path(writer.ix.storage.folder)
+
+    def check() -> None:
+        with whoosh_index.open_dir(str(folder)).reader() as reader:
+            for leaf, _ in reader.leaf_readers():
+                assert segment_words(leaf) == [w.decode("utf-8") for w in leaf.lexicon("words")]
+                assert leaf._storage.file_exists(leaf.segment().make_filename(".voc"))
+
+    check()
+    writer.max_segments = 0
+    assert writer.merge()
+    check()
+    documents = [to_document(a) for a in _articles(50, seed=10)]
+    segment = _whoosh_segment(tmp_path / "whoosh", documents)  # Whoosh's own writer: no list
+    ix = whoosh_index.open_dir(str(tmp_path / "whoosh"))
+    leaf = SegmentReader(ix.storage, ix.schema, segment)
+    try:
+        assert segment_words(leaf) == [w.decode("utf-8") for w in leaf.lexicon("words")]
+    finally:
+        leaf.close()

@@ -39,6 +39,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from ...analysis import INDEXING_MEMO, Normaliser
 from . import termvectors
 from .schema import TEXT_FIELDS, WORDS_FIELD
+from .vocabulary import write_words
 
 STAGING = ".staging"
 INDEX_NAME = "MAIN"
@@ -317,6 +318,7 @@ class SegmentBuilder:
                 if name in self.schema and name not in fields:
                     fields[name] = self._copied_postings(name)
         frequencies: dict[str, list[tuple[bytes, int]]] = {name: [] for name in TEXT_FIELDS}
+        words: list[bytes] = []
         for name in sorted(fields):
             field = self.schema[name]
             fieldwriter.start_field(name, field)
@@ -329,11 +331,14 @@ class SegmentBuilder:
                 terms_out.add(key_prefix + term, info)
                 if counted is not None:
                     counted.append((term, len(docs)))
+                elif name == WORDS_FIELD:
+                    words.append(term)
             postings_out.flush()
             terms_out.flush()
             fieldwriter.finish_field()
         fieldwriter.close()
         termvectors.Frequencies.of(frequencies).write(self.storage, self.segment)
+        write_words(self.storage, self.segment, words)
 
 
 def _terms_of(leaf: Any, fieldname: str, number: int) -> Iterator[tuple[bytes, int, W3TermInfo]]:

@@ -1,12 +1,47 @@
 """The Whoosh engine's vocabulary (searchd/vocabulary.py), expanding a fuzzy word into at most as
-many words as a Whoosh query expands a prefix into."""
+many words as a Whoosh query expands a prefix into; and each segment's word list, the file
+`<segment id>.voc` inside the segment (its `words` field's terms, UTF-8, one a line, in order),
+which the segment writer keeps so that reading the vocabulary is a file read per segment rather
+than a walk of Whoosh's term dictionaries (0.7 s of Python for Reuters' 61,000 words, which a web
+worker's other requests wait for)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...vocabulary import Vocabulary as _Vocabulary
 from .queries import MAX_EXPANSION
+from .schema import WORDS_FIELD
+
+WORDS = ".voc"
 
 
 class Vocabulary(_Vocabulary):
     def __init__(self, words: list[str]):
         super().__init__(words, MAX_EXPANSION)
+
+    @classmethod
+    def of_leaves(cls, leaves: list[Any]) -> "Vocabulary":
+        """The words of every segment (Whoosh segment readers), sorted and distinct."""
+        words: set[str] = set()
+        for leaf in leaves:
+            words.update(segment_words(leaf))
+        return cls(sorted(words))
+
+
+def write_words(storage: Any, segment: Any, words: list[bytes]) -> None:
+    with segment.create_file(storage, WORDS) as out:
+        out.write(b"\n".join(words))
+
+
+def segment_words(leaf: Any) -> list[str]:
+    """A segment's words: its word list, or, for a segment written without one, its term
+    dictionary's."""
+    name = leaf.segment().make_filename(WORDS)
+    if leaf._storage.file_exists(name):
+        with leaf._storage.open_file(name) as data:
+            raw = data.read()
+        return raw.decode("utf-8").split("\n") if raw else []
+    if WORDS_FIELD not in leaf.schema or WORDS_FIELD not in leaf._terms._fieldmap:
+        return []
+    return [word.decode("utf-8") for word in leaf.lexicon(WORDS_FIELD)]
