@@ -146,6 +146,10 @@ class PostingsCache:
                 self._bytes -= _entry_bytes(postings)
 
 
+# Terms whose document frequency a snapshot remembers for feedback (about 100 bytes each).
+_FREQUENCIES_REMEMBERED = 10_000
+
+
 # --- segments and snapshots -----------------------------------------------------------------------
 
 class SegmentData:
@@ -365,6 +369,8 @@ class Snapshot:
             for _, _, data in self.leaves:
                 fields += data.frequencies.lookup(hashes[missing])
             found[missing] = fields.max(axis=0)
+            if len(known) > _FREQUENCIES_REMEMBERED:  # each worker holds it: a bounded memo will do
+                known.clear()
             known.update(zip(hashes[missing].tolist(), found[missing].tolist()))
         return found
 

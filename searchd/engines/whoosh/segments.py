@@ -39,7 +39,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from ...analysis import INDEXING_MEMO, Normaliser
 from . import termvectors
 from .schema import TEXT_FIELDS, WORDS_FIELD
-from .vocabulary import write_words
+from .vocabulary import WordList
 
 STAGING = ".staging"
 INDEX_NAME = "MAIN"
@@ -317,28 +317,30 @@ class SegmentBuilder:
             for name in leaf._terms._fieldmap:
                 if name in self.schema and name not in fields:
                     fields[name] = self._copied_postings(name)
-        frequencies: dict[str, list[tuple[bytes, int]]] = {name: [] for name in TEXT_FIELDS}
-        words: list[bytes] = []
+        # What feedback and did-you-mean read, taken down as the terms go by (termvectors.py,
+        # vocabulary.py).
+        frequencies = termvectors.FrequencyCounter()
+        words = WordList(self.storage, self.segment)
         for name in sorted(fields):
             field = self.schema[name]
             fieldwriter.start_field(name, field)
             key_prefix = pack_ushort(fieldwriter._fieldid)
             lengths = self._lengths.get(name, {})
             fixed = field.format.fixed_value_size()
-            counted = frequencies.get(name)
+            counted, listed = name in TEXT_FIELDS, name == WORDS_FIELD
             for term, docs, weights, values in fields[name]:
                 info = _write_term(postings_out, fixed, docs, weights, values, lengths, self.compress_from)
                 terms_out.add(key_prefix + term, info)
-                if counted is not None:
-                    counted.append((term, len(docs)))
-                elif name == WORDS_FIELD:
-                    words.append(term)
+                if counted:
+                    frequencies.add(name, term, len(docs))
+                elif listed:
+                    words.add(term)
             postings_out.flush()
             terms_out.flush()
             fieldwriter.finish_field()
         fieldwriter.close()
-        termvectors.Frequencies.of(frequencies).write(self.storage, self.segment)
-        write_words(self.storage, self.segment, words)
+        words.close()
+        frequencies.table().write(self.storage, self.segment)
 
 
 def _terms_of(leaf: Any, fieldname: str, number: int) -> Iterator[tuple[bytes, int, W3TermInfo]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from array import array
 from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any
@@ -121,16 +122,11 @@ class Frequencies:
     @classmethod
     def of(cls, fields: Mapping[str, Iterable[tuple[bytes, int]]]) -> "Frequencies":
         """From each text field's (term as UTF-8, document frequency) pairs."""
-        columns: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for bit, name in enumerate(TEXT_FIELDS):
-            pairs = [(term, frequency) for term, frequency in fields.get(name, ()) if usable(term.decode("utf-8"))]
-            frequencies = np.fromiter((frequency for _, frequency in pairs), dtype=np.uint32, count=len(pairs))
-            columns.append((bit, term_hashes([term for term, _ in pairs]), frequencies))
-        hashes = np.unique(np.concatenate([found for _, found, _ in columns]))
-        table = np.zeros((len(TEXT_FIELDS), len(hashes)), dtype=np.uint32)
-        for bit, found, frequencies in columns:
-            table[bit, np.searchsorted(hashes, found)] = frequencies
-        return cls(hashes, table)
+        counter = FrequencyCounter()
+        for name, pairs in fields.items():
+            for term, frequency in pairs:
+                counter.add(name, term, frequency)
+        return counter.table()
 
     def to_bytes(self) -> bytes:
         return _COUNT.pack(len(self.hashes)) + self.hashes.astype("<u4").tobytes() + self.full_table().astype("<u4").tobytes()
@@ -165,6 +161,29 @@ class Frequencies:
             at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
             found[list(self.rows)] = np.where(self.hashes[at] == hashes, self.table[:, at], 0)
         return found
+
+
+class FrequencyCounter:
+    """Collects a segment's (field, term, document frequency) as the segment writer writes its
+    terms, in arrays (a merged segment has hundreds of thousands of terms)."""
+
+    def __init__(self) -> None:
+        self._fields = {name: (array("I"), array("I")) for name in TEXT_FIELDS}
+
+    def add(self, fieldname: str, term: bytes, frequency: int) -> None:
+        found = self._fields.get(fieldname)
+        if found is not None and usable(term.decode("utf-8")):
+            found[0].append(zlib.crc32(term))
+            found[1].append(frequency)
+
+    def table(self) -> Frequencies:
+        columns = [(np.frombuffer(hashes, dtype=np.uint32), np.frombuffer(frequencies, dtype=np.uint32))
+                   for hashes, frequencies in self._fields.values()]
+        hashes = np.unique(np.concatenate([found for found, _ in columns]))
+        table = np.zeros((len(TEXT_FIELDS), len(hashes)), dtype=np.uint32)
+        for bit, (found, frequencies) in enumerate(columns):
+            table[bit, np.searchsorted(hashes, found)] = frequencies
+        return Frequencies(hashes, table)
 
 
 def _terms(leaf: Any, fieldname: str) -> Iterable[tuple[bytes, Any]]:

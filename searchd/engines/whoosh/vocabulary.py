@@ -29,9 +29,19 @@ class Vocabulary(_Vocabulary):
         return cls(sorted(words))
 
 
-def write_words(storage: Any, segment: Any, words: list[bytes]) -> None:
-    with segment.create_file(storage, WORDS) as out:
-        out.write(b"\n".join(words))
+class WordList:
+    """Writes a segment's word list a word at a time, as the segment writer meets them in order."""
+
+    def __init__(self, storage: Any, segment: Any):
+        self._out = segment.create_file(storage, WORDS)
+        self._separator = b""
+
+    def add(self, word: bytes) -> None:
+        self._out.write(self._separator + word)
+        self._separator = b"\n"
+
+    def close(self) -> None:
+        self._out.close()
 
 
 def segment_words(leaf: Any) -> list[str]:
