@@ -5,12 +5,14 @@ navigation, JavaScript off, the dark scheme, a phone-sized screen, and axe-core 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from searchd.config import Config
+from searchd.engines.whoosh.writer import WhooshWriter
 from searchd.watcher import Daemon
 from searchd.web import create_app, serving
 
@@ -330,12 +332,24 @@ def test_a_390_px_phone_header_keeps_the_query_readable_and_help_beside_the_bran
         context.close()
 
 
-def test_the_page_counts_up_while_the_folder_is_indexed_then_shows_the_results(browser, tmp_path: Path) -> None:
+def test_the_page_counts_up_while_the_folder_is_indexed_then_shows_the_results(
+        browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "articles"
     for n in range(3000):
         path = folder / f"d{n % 10}" / f"f{n}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Harbour {n}\n\nHarbour report {n} on the tides.\n", encoding="utf-8")
+    # The writer waits after its first commit until the page has been seen mid-index: an idle
+    # machine indexes these files faster than a browser opens a page (tests/held_writer.py).
+    page_seen = threading.Event()
+    apply = WhooshWriter.apply
+
+    def held_apply(self: WhooshWriter, batch) -> None:  # type: ignore[no-untyped-def]
+        apply(self, batch)
+        if self.commits == 1:
+            page_seen.wait(timeout=120)
+
+    monkeypatch.setattr(WhooshWriter, "apply", held_apply)
     daemon = Daemon(Config(folder=folder, index_dir=tmp_path / "index")).start()
     try:
         with serving(create_app(daemon.config, status=daemon.status)) as url:
@@ -346,10 +360,12 @@ def test_the_page_counts_up_while_the_folder_is_indexed_then_shows_the_results(b
                 page.goto("/search?q=harbour")
                 first = page.locator("#indexing").inner_text()
                 assert re.fullmatch(r"Indexing [\d,]+ of 3,000 articles…", first), first
+                page_seen.set()
                 # The count follows /healthz in place; when the index is done the results follow.
                 page.wait_for_selector("#indexing", state="detached")
                 sync_api.expect(page.locator("#result-meta .total")).to_have_text("3,000 results", timeout=30_000)
             finally:
                 context.close()
     finally:
+        page_seen.set()
         daemon.stop()
