@@ -35,7 +35,7 @@ from .reader import IndexReader
 from .schema import TEXT_FIELDS, WORDS_FIELD
 from .termvectors import Window
 from .store import index_stats, read_manifest, read_status
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, segment_words
 
 log = logging.getLogger("searchd.search")
 
@@ -357,8 +357,10 @@ class WhooshReader(EngineReader):
 
 
 def _read_vocabulary(view: _View) -> Vocabulary:
+    # Only the file reads hold the snapshot's lock: every Whoosh call of every thread waits on it.
     with view.snapshot.lock:
-        return Vocabulary.of_leaves([leaf for leaf, _, _ in view.snapshot.leaves])
+        lists = [segment_words(leaf) for leaf, _, _ in view.snapshot.leaves]
+    return Vocabulary.of_lists(lists)
 
 
 def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,11 +21,11 @@ class Vocabulary(_Vocabulary):
         super().__init__(words, MAX_EXPANSION)
 
     @classmethod
-    def of_leaves(cls, leaves: list[Any]) -> "Vocabulary":
-        """The words of every segment (Whoosh segment readers), sorted and distinct."""
+    def of_lists(cls, lists: list[list[str]]) -> "Vocabulary":
+        """From the segments' word lists (`segment_words`): their words, sorted and distinct."""
         words: set[str] = set()
-        for leaf in leaves:
-            words.update(segment_words(leaf))
+        for found in lists:
+            words.update(found)
         # Made anew in sorted order, so that they lie in memory in the order did-you-mean scans
         # them (scanning strings scattered over the segments' lists took twice as long).
         return cls("\n".join(sorted(words)).split("\n") if words else [])
