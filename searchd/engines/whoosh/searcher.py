@@ -156,9 +156,8 @@ class WhooshReader(EngineReader):
         compiled = view.compiler.compile(query.tree)
         if compiled.query is None:
             return EngineResults(0, [], {}, compiled.notice)
-        loaded: dict[int, Mapping[str, Any]] = {}
         feedback = None if query.sort == "date" else self._feedback(view, compiled)
-        total, results, ranked, complete = self._window(view, compiled, feedback, loaded, query)
+        total, results, ranked, complete = self._window(view, compiled, feedback, query)
         if query.snippets:
             terms = highlight_terms(compiled.query, view.snapshot)
             hits = [self._hit(fields, score, terms, duplicates) for (_, score), fields, duplicates in results]
@@ -173,7 +172,7 @@ class WhooshReader(EngineReader):
                              complete=complete if compiled.below is not None else None,
                              partial=any(item[0] not in first for item, _, _ in results))
 
-    def _window(self, view: _View, compiled: Compiled, feedback: Feedback | None, loaded: dict[int, Mapping[str, Any]],
+    def _window(self, view: _View, compiled: Compiled, feedback: Feedback | None,
                 query: EngineQuery) -> tuple[int, list[tuple[tuple[int, float], "_LazyFields", int]], Ranked, int]:
         """The total and the requested window of one list of results that every page is cut from:
         the matches ranked (those of the looser reading `below` after the others),
@@ -187,11 +186,11 @@ class WhooshReader(EngineReader):
                       by_date=query.sort == "date", facets=query.facets, fold_copies=True)
         copies = {docnum: count for (docnum, _), count in zip(ranked.top, ranked.copies)}
         window = ranked.top[:NEAR_DUPLICATE_WINDOW]
-        groups = fold(_lazy(view, window, loaded), [score for _, score in window], self._shingles)
+        groups = fold(_lazy(view, window), [score for _, score in window], self._shingles)
         folded = [(item, fields, sum(1 + copies[docnum] for docnum, _ in group) - 1)
                   for (item, fields), group in groups]
         beyond = ranked.top[len(window):][max(0, start - len(folded)):max(0, end - len(folded))]
-        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond, loaded)]
+        results = folded[start:end] + [(item, fields, copies[item[0]]) for item, fields in _lazy(view, beyond)]
         # The window is ranked first tier first: a group led by a first-tier article is one.
         leaders = {docnum for docnum, _ in window[:ranked.first]}
         complete = sum(item[0] in leaders for item, _, _ in folded) + max(0, ranked.first - len(window))
@@ -419,10 +418,10 @@ class _LazyFields(Mapping[str, Any]):
     and the sketch (arrays, cheap) of every fetched hit but the text of only a few (those whose
     sketches resemble: rare). A folding Candidate."""
 
-    def __init__(self, view: _View, docnum: int, data: Mapping[str, Any] | None, checksum: int, length: float):
+    def __init__(self, view: _View, docnum: int, checksum: int, length: float):
         self._view = view
         self._docnum = docnum
-        self._data = data
+        self._data: Mapping[str, Any] | None = None
         self.checksum = str(checksum)  # equal for byte-identical files
         self.key = view.snapshot.locate(docnum)
         self.length: float | None = length
@@ -449,13 +448,11 @@ class _LazyFields(Mapping[str, Any]):
         return len(self._load())
 
 
-def _lazy(view: _View, items: list[tuple[int, float]],
-          loaded: Mapping[int, Mapping[str, Any]]) -> list[tuple[tuple[int, float], _LazyFields]]:
-    """The ranked documents' fields, read when needed (those in `loaded` already are). Their
-    checksums and lengths are read from the arrays for all at once (a numpy scalar at a time
+def _lazy(view: _View, items: list[tuple[int, float]]) -> list[tuple[tuple[int, float], _LazyFields]]:
+    """The ranked documents' fields, read when needed. Their checksums and lengths are read from the arrays for all at once (a numpy scalar at a time
     was half of the cost of 50)."""
     docnums = [docnum for docnum, _ in items]
     checksums = view.snapshot.checksums[docnums].tolist()
     lengths = view.snapshot.text_lengths(docnums)
-    return [(item, _LazyFields(view, item[0], loaded.get(item[0]), checksum, length))
+    return [(item, _LazyFields(view, item[0], checksum, length))
             for item, checksum, length in zip(items, checksums, lengths)]
