@@ -18,7 +18,8 @@ from watchdog.observers import Observer
 
 from searchd.folder import FileRules
 from searchd.engines.base import IndexBusy
-from searchd.engines.whoosh.store import META, current_dir, read_status
+from searchd.engines.whoosh import WhooshEngine
+from searchd.engines.whoosh.store import LOCK, META, current_dir, read_status
 from searchd.watcher import Daemon
 
 from .daemon_helpers import (
@@ -361,6 +362,33 @@ def test_a_second_daemon_on_the_same_index_is_refused(folder, index_dir):
             Daemon(make_config(folder, index_dir)).start()
         assert time.monotonic() - started < 1.0
     assert f"pid {os.getpid()}" in str(refused.value)
+
+
+def test_asking_whether_a_writer_runs_never_keeps_one_from_starting(folder, index_dir):
+    """`searchd status` and a web server's /healthz ask while a daemon may be starting: the
+    question must neither refuse the daemon its lock nor overwrite who holds it."""
+    engine = WhooshEngine(index_dir)
+    asking, answers = threading.Event(), []
+
+    def ask() -> None:
+        while not asking.is_set():
+            answers.append(engine.writer_running())
+
+    prober = threading.Thread(target=ask)
+    prober.start()
+    try:
+        for _ in range(30):
+            writer = engine.open_writer()
+            try:
+                assert engine.writer_running()
+                assert (index_dir / LOCK).read_text().startswith(f"pid {os.getpid()} on ")
+            finally:
+                writer.close()
+            assert not engine.writer_running()
+    finally:
+        asking.set()
+        prober.join()
+    assert True in answers and False in answers
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from searchd.engines.whoosh import WhooshEngine
 from searchd.engines.whoosh.store import read_status
 from searchd.watcher import Daemon
 from searchd.web import PUBLIC_HEALTH, create_app
@@ -153,6 +154,23 @@ def test_web_reading_what_watch_reports_says_nothing_is_pending_only_once_every_
     first_zero, before, notices = _poll_until_nothing_pending(base)
     assert before[0]["status"] == "indexing" and read_status(index_dir)["pid"] == watch.pid
     _assert_first_zero_is_the_whole_folder(base, first_zero, before, notices)
+
+
+def test_a_writer_that_has_reported_nothing_yet_is_indexing_not_done(tmp_path: Path) -> None:
+    """A new index exists (empty) a moment before its daemon's first report, and `searchd index`
+    never reports: a web server reading that index must not answer "nothing pending" then."""
+    folder, index_dir = tmp_path / "articles", tmp_path / "index"
+    folder.mkdir()
+    client = create_app(make_config(folder, index_dir)).test_client()
+    assert client.get("/healthz").get_json()["status"] == "no index"
+    writer = WhooshEngine(index_dir).open_writer()  # what a starting daemon does first
+    try:
+        health = client.get("/healthz").get_json()
+        assert health["status"] == "indexing" and health["pending"] > 0 and health["documents"] == 0, health
+    finally:
+        writer.close()
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "ok" and health["pending"] == 0, health
 
 
 def test_without_the_token_healthz_names_no_file_folder_or_process(tmp_path: Path) -> None:

@@ -134,11 +134,17 @@ def site() -> Site:
     return current_app.extensions["searchd"]
 
 
-def default_status(reader: EngineReader) -> StatusProvider:
+# What a writer that holds the index but has published nothing yet is said to be doing: a new
+# index exists (empty) a moment before its daemon's first report, and `searchd index` never
+# reports; neither may read as "nothing pending".
+UNREPORTED_WRITER = {"status": "indexing", "state": "starting", "pending": 1, "progress": None}
+
+
+def default_status(reader: EngineReader, writer_running: Callable[[], bool]) -> StatusProvider:
     """Status for a process that only reads: the index itself plus what the writer last wrote."""
 
     def status() -> dict[str, Any]:
-        report = reader.daemon_status()
+        report = reader.daemon_status() or (dict(UNREPORTED_WRITER) if writer_running() else {})
         try:
             stats = reader.stats()
         except EngineUnavailable as exc:  # a cluster with no node answering

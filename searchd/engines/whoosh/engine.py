@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..base import IndexBusy
 from .ranking import Ranking
 from .reader import IndexReader
 from .store import WriterLock, index_stats, read_status
@@ -40,9 +39,6 @@ class WhooshEngine:
     def writer_running(self) -> bool:
         """Whether a daemon (or `searchd index`) holds the index now."""
         try:
-            WriterLock(self.index_dir).acquire().release()
-        except IndexBusy:
-            return True
+            return WriterLock(self.index_dir).held()
         except OSError:
             return False
-        return False

@@ -121,6 +121,23 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# How long a writer keeps trying for a lock that is held: long enough to outlast a reader's
+# probe (`WriterLock.held`, microseconds), far too short to wait for another writer.
+_PROBE_WAIT = 0.2
+
+
+def _lock_exclusive(fd: int) -> None:
+    deadline = time.monotonic() + _PROBE_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 class WriterLock:
     """An OS lock (flock) on index/daemon.lock: released by the kernel when the process dies, so
     a kill -9 never leaves a stale lock behind (forked workers drop their copy, see above)."""
@@ -133,7 +150,7 @@ class WriterLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_exclusive(fd)
         except OSError as exc:
             holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "unknown process"
             os.close(fd)
@@ -145,6 +162,23 @@ class WriterLock:
         self._fd = fd
         _HELD_LOCK_FDS.add(fd)
         return self
+
+    def held(self) -> bool:
+        """Whether a writer holds the lock now. A shared lock, taken for a moment and never
+        written: a writer starting at the same moment waits it out (see _lock_exclusive)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        finally:
+            os.close(fd)  # closing drops a lock taken
+        return False
 
     def release(self) -> None:
         if self._fd is not None:
