@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,20 @@ def run(config: Config, with_daemon: bool) -> None:
     if config.threads < 1:
         raise ServeError(f"threads must be 1 or more, got {config.threads}")
     main = os.getpid()
+    # Until the pre-fork server has its own handlers, SIGTERM stops the start-up like Ctrl-C
+    # (cleaning up on the way out) instead of killing the process where it stands.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run(config, with_daemon, main)
+    except KeyboardInterrupt:
+        print("searchd: stopping", file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(config: Config, with_daemon: bool, main: int) -> None:
     runtime = _runtime_directory()
     # numpy's OpenBLAS starts a thread pool when imported; the main process forks the workers,
     # and must be a single thread when it does. searchd does no linear algebra.

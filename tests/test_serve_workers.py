@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any, Iterator
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from searchd.engines.whoosh import WhooshEngine
+from searchd.web.prefork import GRACEFUL_SECONDS
 
 from .conftest import REPO
 from .daemon_helpers import eventually
@@ -247,3 +251,43 @@ def metrics(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     assert status == 200 and headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["web", "serve"])
+def test_sigterm_while_the_server_starts_stops_it_at_once_and_cleanly(articles: Path, tmp_path: Path, command: str) -> None:
+    """SIGTERM at staggered moments across the start-up: before the pre-fork server has its
+    handlers (it once killed the process where it stood, leaving its files in /dev/shm) and
+    while the workers start (a signal reaching a worker between its fork and its own handlers
+    was lost there: the server took GRACEFUL_SECONDS to stop, killing that worker). Each window
+    is short, so one round finds a loss only by chance; the rounds together make that likely."""
+    index_dir = tmp_path / "index"
+    subprocess.run([sys.executable, "-m", "searchd", "index", str(articles), "--index", str(index_dir)],
+                   check=True, capture_output=True, cwd=REPO)
+    where = ["web", "--index", str(index_dir)] if command == "web" else ["serve", str(articles), "--index", str(index_dir)]
+    shared_before = set(Path("/dev/shm").glob("searchd-*"))
+    for round_ in range(12):
+        log_path = tmp_path / f"{command}-{round_}.log"
+        proc = subprocess.Popen([sys.executable, "-m", "searchd", *where, "--port", "0", "--workers", "6",
+                                 "--log-level", "DEBUG"],
+                                stdout=subprocess.DEVNULL, stderr=log_path.open("wb"), cwd=REPO)
+        try:
+            # Some rounds stop `serve` still inside its start-up: its daemon runs, the web server not yet.
+            started = "searchd.daemon: watching " if command == "serve" and round_ % 4 == 0 else "serving http://"
+            eventually(lambda: started in log_path.read_text(errors="replace"), timeout=60, interval=0.005)
+            threading.Event().wait(round_ * 0.025)  # the moment of the signal, not a wait for something
+            stopping = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(GRACEFUL_SECONDS * 3) == 0, log_path.read_text(errors="replace")[-2000:]
+            took = time.monotonic() - stopping
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log = log_path.read_text(errors="replace")
+        assert took < GRACEFUL_SECONDS - 1 and "SIGKILL" not in log, (round_, took, log[-2000:])
+        booted = re.findall(r"Booting worker with pid: (\d+)", log)
+        exited = re.findall(r"Worker exiting \(pid: (\d+)\)", log)
+        assert sorted(booted) == sorted(exited), (round_, log[-2000:])
+        assert not WhooshEngine(index_dir).writer_running(), "the indexing daemon outlived the server"
+    assert set(Path("/dev/shm").glob("searchd-*")) <= shared_before, "a stopped server left its files"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
 from ..config import Config
 from ..engines import open_engine
@@ -134,6 +136,17 @@ class _Arbiter(Arbiter):
         watch.retry_at, watch.delay = 0.0, RESTART_FIRST
         log.info("indexing daemon started again (pid %s)", daemon.pid)
 
+    def spawn_worker(self) -> int:
+        # A stop signal arriving between the fork and the worker's own handlers would run the
+        # arbiter's handler copied into the child and be lost there: the worker would serve on
+        # until killed after GRACEFUL_SECONDS. Held back over the fork, it reaches the worker
+        # once the worker can act on it (_Worker.init_signals); the arbiter gets its own at once.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            return super().spawn_worker()  # the child never returns from here
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
     def stop(self, graceful: bool = True) -> None:
         watch = self.supervision
         first = not watch.stopping
@@ -147,6 +160,15 @@ class _Arbiter(Arbiter):
             status = watch.daemon.stop()
             if first and status not in (0, None):
                 log.error("the indexing daemon exited with status %s", status)
+
+
+class _Worker(ThreadWorker):
+    """gunicorn's threaded worker, taking the signals held back over its fork (see
+    _Arbiter.spawn_worker) once its own handlers are in place."""
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, Arbiter.SIGNALS)
 
 
 class WebServer(BaseApplication):
@@ -167,7 +189,7 @@ class WebServer(BaseApplication):
             "workers": self.workers,
             # Threads handle keep-alive connections and slow clients; one runs a request at a
             # time per process anyway (the interpreter lock), more would only take turns.
-            "worker_class": "gthread",
+            "worker_class": _Worker,
             "threads": self.config.threads,
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": REQUEST_TIMEOUT,
