@@ -391,6 +391,30 @@ def test_asking_whether_a_writer_runs_never_keeps_one_from_starting(folder, inde
     assert True in answers and False in answers
 
 
+def test_an_observer_that_fails_to_stop_still_lets_the_daemon_commit_and_let_go(folder, index_dir, caplog):
+    """watchdog 7's inotify observer has raised KeyError from its own tables while stopping (a
+    directory moved out and made again): the daemon's stop must go on regardless."""
+    daemon = Daemon(make_config(folder, index_dir)).start()
+    assert daemon.wait_until_caught_up(30)
+    observer = daemon.observers.observer
+    real_stop = observer.stop
+
+    def failing_stop() -> None:
+        real_stop()
+        raise KeyError(str(folder / "a").encode())
+
+    observer.stop = failing_stop
+    write(folder / "a.txt", article("before"))
+    eventually(lambda: hits(open_searcher(index_dir), "before") == {"a.txt"})
+    with caplog.at_level(logging.WARNING, logger="searchd.daemon"):
+        daemon.stop()
+    assert "did not stop cleanly (KeyError" in caplog.text
+    assert daemon.state == "stopped" and read_status(index_dir)["state"] == "stopped"
+    assert not WhooshEngine(index_dir).writer_running()
+    with running(folder, index_dir):  # and the next start takes over
+        assert_index_equals_folder(folder, index_dir)
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 3 MB tmpfs for the index, so that a full disk is real and harms nobody; needs root."""

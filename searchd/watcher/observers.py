@@ -66,7 +66,13 @@ class ObserverSupervisor:
 
     def stop(self, timeout: float) -> None:
         if self.observer is not None:
-            self.observer.stop()
+            try:
+                self.observer.stop()
+            except Exception as exc:
+                # watchdog's inotify observer can lose track of a directory moved out and made
+                # again under the same name (KeyError from its own tables) when it stops: the
+                # daemon must still commit what is pending and let go of the index.
+                log.warning("the file observer did not stop cleanly (%s: %s)", type(exc).__name__, exc)
             self.observer.join(timeout)
 
     def check(self) -> bool:
