@@ -10,8 +10,8 @@ directory as benchmarks/run.py does; exit status 2 naming the archives when they
 1. searchd over HTTP: the server command (--searchd-command, default
    `{searchd} serve {folder} --index {index} --port {port}`, then --searchd-args; by default a
    web worker per core beside the daemon) is started and waited on until /healthz shows every
-   article indexed and nothing pending, and the index generation stays the same for 5 s (the
-   daemon's idle merge); then wrk at each --connections level for --seconds on
+   article indexed and nothing pending, no merge runs and the index generation stays the same
+   for 5 s (the daemon's merges after a bulk index); then wrk at each --connections level for --seconds on
    `/api/search?q=...&size=10` (top 10 with a highlighted body snippet and the category facet,
    what the API always returns).
 2. In process, on the queries of the 1-connection level: searchd's search on the index the
@@ -255,15 +255,16 @@ def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Name
 
 
 def settle(server: loadgen.Server, quiet: float = 5.0, limit: float = 300.0) -> float:
-    """Wait until the index generation has not changed for `quiet` seconds: after a bulk index
-    the daemon merges small segments once it is idle, and each worker then opens the new
-    snapshot; the load measures the steady state, not that."""
+    """Wait until no merge runs and the index generation has not changed for `quiet` seconds:
+    after a bulk index the daemon merges small segments once it is idle and big ones in the
+    background, and each worker then opens the new snapshot; the load measures the steady
+    state, not that."""
     started = time.perf_counter()
     last, since = None, time.perf_counter()
     while time.perf_counter() - started < limit:
-        generation = json.loads(server.get("/healthz")[1]).get("generation")
-        if generation != last:
-            last, since = generation, time.perf_counter()
+        health = json.loads(server.get("/healthz")[1])
+        if health.get("generation") != last or health.get("merging"):
+            last, since = health.get("generation"), time.perf_counter()
         elif time.perf_counter() - since >= quiet:
             break
         time.sleep(0.5)

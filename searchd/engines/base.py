@@ -170,6 +170,15 @@ class EngineWriter(ABC):
         return False
 
     @property
+    def merging(self) -> bool:
+        """Whether a merge runs in the background (its result not yet published)."""
+        return False
+
+    def merge_ready(self) -> bool:
+        """Whether a background merge has finished: `merge()` publishes it."""
+        return False
+
+    @property
     def rebuilding(self) -> bool:
         return self.rebuild_reason is not None
 

@@ -167,7 +167,7 @@ class Daemon:
         next_rescan = time.monotonic() + self.config.rescan_seconds
         next_health = time.monotonic() + _HEALTH_EVERY
         last_work = time.monotonic()
-        merged_since_work = True
+        merged_since_work = False  # upkeep once idle after the start too (an index `searchd index` left)
         stop_deadline: float | None = None
         while True:
             stopping = self._stop.is_set()
@@ -200,6 +200,8 @@ class Daemon:
                 self._reconcile(startup=False)
                 next_rescan = time.monotonic() + self.config.rescan_seconds
             busy = len(self._changes) > 0
+            if self.writer.merge_ready():  # a background merge, done: publish it, busy or not
+                self._merge()
             if not merged_since_work and ((not busy and now - last_work > _IDLE_MERGE_AFTER)
                                           or (self._stats is not None and self.writer.merge_urgent(self._stats))):
                 self._merge()
@@ -338,11 +340,13 @@ class Daemon:
         assert self.writer is not None
         try:
             before = self._stats.segments if self._stats else 0
-            started = time.monotonic()
+            started, was_merging = time.monotonic(), self.writer.merging
             if self.writer.merge():
                 self._refresh_stats()
                 after = self._stats.segments if self._stats else 0
                 log.info("merged segments %d -> %d in %.2fs", before, after, time.monotonic() - started)
+                self._write_status()
+            elif self.writer.merging != was_merging:  # a background merge started
                 self._write_status()
         except Exception as exc:
             self._note_error(f"merge failed (will try again when idle): {type(exc).__name__}: {exc}")
@@ -407,6 +411,7 @@ class Daemon:
             "folder": str(self.root),
             "index": stats.location if stats else "",
             "rebuilding": (writer.rebuild_reason if writer else None) or "",
+            "merging": bool(writer and writer.merging),
             "error": self.last_error,
             "pid": os.getpid(),
             "updated": time.time(),

@@ -230,6 +230,10 @@ class SegmentBuilder:
         for leaf in leaves:
             self._sources.append((leaf, self._copy_documents(leaf)))
 
+    def renumbering(self) -> list[list[int]]:
+        """Per copied segment, its document numbers -> this segment's (-1: not copied, deleted)."""
+        return [numbers for _, numbers in self._sources]
+
     def _copy_documents(self, leaf: Any) -> list[int]:
         schema = self.schema
         perdoc = self._perdoc

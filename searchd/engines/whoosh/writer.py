@@ -21,6 +21,7 @@ from whoosh.searching import Searcher as WhooshSearcher
 from ...articles import Article
 from ..base import ChangeBatch, Durations, EngineWriter, Indexed, IndexStats, Interrupted
 from .schema import SCHEMA_VERSION, build_schema, to_document
+from .merging import BackgroundMerge, choose
 from .segments import SegmentBuilder, StagedSegment, staging_root
 from .store import (CURRENT, META, MERGE_BUDGET_DOCS, RefreshSafeIndex, current_dir, index_stats, next_dir_name,
                     read_manifest, read_meta, storage, write_atomic, write_status, WriterLock)
@@ -35,6 +36,8 @@ log = logging.getLogger("searchd.index")
 MAX_SEGMENTS = 8
 # Past max_segments * this, merge even while busy (constant churn).
 HARD_SEGMENT_FACTOR = 2
+# After a background merge failed, seconds before another may start.
+BACKGROUND_RETRY = 60.0
 
 
 class WhooshWriter(EngineWriter):
@@ -58,6 +61,8 @@ class WhooshWriter(EngineWriter):
         self.commits = 0
         self.commit_seconds = Durations()
         self._lookup: Any = None  # a reader kept across commits to find the documents to replace
+        self._background: BackgroundMerge | None = None  # big segments being merged (merging.py)
+        self._background_after = 0.0  # after a failed one, no other before this (monotonic)
         # Set when the process is stopping: a large batch is then abandoned between documents
         # (SIGTERM must not wait for thousands of documents to be analysed).
         self.stop_requested: threading.Event | None = None
@@ -219,6 +224,9 @@ class WhooshWriter(EngineWriter):
         """Close the reader kept for finding documents to replace, and release the writer lock
         (the index stays as it is)."""
         self._forget_lookup()
+        if self._background is not None:
+            self._background.cancel()
+            self._background = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -238,19 +246,62 @@ class WhooshWriter(EngineWriter):
         """Under constant churn (never idle), merge anyway past twice max_segments small ones."""
         return stats.small_segments > self.max_segments * HARD_SEGMENT_FACTOR
 
+    @property
+    def merging(self) -> bool:
+        return self._background is not None
+
+    def merge_ready(self) -> bool:
+        return self._background is not None and self._background.done()
+
     def merge(self) -> bool:
-        """When there are more than max_segments small segments, merge the smallest ones, at most
-        MERGE_BUDGET_DOCS documents in all (the daemon calls this when idle)."""
-        if self._small_segments() <= self.max_segments:
+        """Upkeep when idle: publish a finished background merge of big segments; when there are
+        more than max_segments small segments, merge the smallest ones, at most MERGE_BUDGET_DOCS
+        documents in all; start a background merge when big segments pile up."""
+        changed = self._finish_background()
+        if self._small_segments() > self.max_segments:
+            started = time.perf_counter()
+            writer = self.ix.writer(limitmb=128)
+            keep = frozenset(self._background.names if self._background else ())
+            try:
+                writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS, keep))
+            except BaseException:
+                _cancel(writer)
+                raise
+            self._committed(started)
+            changed = True
+        self._start_background()
+        return changed
+
+    def _start_background(self) -> None:
+        if self._background is not None or self.rebuilding or time.monotonic() < self._background_after:
+            return
+        sources = choose(self.ix._read_toc().segments)  # objects of their own: commits leave them be
+        if sources:
+            self._background = BackgroundMerge(self.ix.schema, self.ix.storage.folder, sources)
+            log.info("merging %d segments (%d documents) in the background", len(sources), self._background.documents)
+
+    def _finish_background(self) -> bool:
+        background = self._background
+        if background is None or not background.done():
             return False
-        started = time.perf_counter()
-        writer = self.ix.writer(limitmb=128)
+        self._background = None
         try:
-            writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS))
+            merged = background.result()
+        except Exception as exc:
+            self._background_after = time.monotonic() + BACKGROUND_RETRY
+            background.cancel()
+            raise RuntimeError(f"background merge of {len(background.names)} segments failed: {exc}") from None
+        started = time.perf_counter()
+        writer = self.ix.writer(limitmb=32)
+        try:
+            writer.commit(mergetype=background.swap_policy(merged))
         except BaseException:
             _cancel(writer)
             raise
+        finally:
+            merged.staged.discard()
         self._committed(started)
+        log.info("published the merge of %d segments (%d documents)", len(background.names), background.documents)
         return True
 
     def _committed(self, started: float) -> None:
@@ -315,7 +366,7 @@ def _adding(segments: list[Any]) -> Callable[[Any, list[Any]], list[Any]]:
     return policy
 
 
-def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list[Any]]:
+def _merge_smallest(target: int, budget: int, keep: frozenset[str] = frozenset()) -> Callable[[Any, list[Any]], list[Any]]:
     """A Whoosh merge policy: drop fully deleted segments, then merge the smallest small segments
     (fewer than `budget` documents each) into one, as many as it takes to leave `target` small
     ones but not more than `budget` documents in all. Whoosh's MERGE_SMALL bounds neither the count
@@ -326,7 +377,9 @@ def _merge_smallest(target: int, budget: int) -> Callable[[Any, list[Any]], list
     def policy(writer: Any, segments: list[Any]) -> list[Any]:
         from whoosh.reading import SegmentReader
 
-        live = [segment for segment in segments if segment.doc_count() > 0]
+        # A segment a background merge reads stays, even with no document left: the merge's
+        # process may not have opened its file yet.
+        live = [segment for segment in segments if segment.doc_count() > 0 or segment.segment_id() in keep]
         small = sorted((s for s in live if s.doc_count_all() < budget), key=lambda s: s.doc_count_all())
         merge, total = [], 0
         for segment in small[: max(0, len(small) - target + 1)]:
