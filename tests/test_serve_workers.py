@@ -166,7 +166,9 @@ def test_a_dead_worker_is_replaced_and_a_dead_daemon_restarted(articles: Path, s
     assert server.processes()[0].pid == health["pid"]
     assert "exited with status -9; starting a new one" in server.log()
     write(articles, "d0/late.txt", "Lighthouse keeper\n\nA lighthouse keeper arrived after the restart.\n")
-    eventually(lambda: server.search_total("lighthouse") == 1, timeout=30)
+    # Searchable at the commit, counted in the status the daemon publishes just after it.
+    eventually(lambda: server.search_total("lighthouse") == 1 and server.json("/healthz")["documents"] == 31,
+               timeout=30)
 
     # A daemon that cannot start again (its folder is gone) is reported, and tried again.
     away = articles.with_name("away")
