@@ -142,8 +142,12 @@ def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
 def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
     """Run the indexing daemon alone (a separate `searchd web` only reads the index)."""
     config = _config(folder=folder_arg or folder, **options)
-    daemon = _start_daemon(config)
-    _raise_on_sigterm()
+    _raise_on_sigterm()  # before the start: watching a large tree takes a while
+    try:
+        daemon = _start_daemon(config)
+    except KeyboardInterrupt:
+        click.echo("searchd: stopping", err=True)
+        return
     click.echo(f"searchd: watching {config.folder} into {daemon.engine.describe()} ({daemon.observer_kind}); "
                "Ctrl-C stops", err=True)
     try:

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from searchd.engines.whoosh.store import read_status
+from searchd.web import create_app
 
 from .daemon_helpers import (
     article,
@@ -24,6 +25,7 @@ from .daemon_helpers import (
     atomic_save,
     eventually,
     index_view,
+    make_config,
     running,
     write,
 )
@@ -153,6 +155,9 @@ def test_kill_9_during_bulk_indexing_then_restart_matches_the_folder(folder, tmp
     proc.wait()
     # Its parser workers die with it (they would otherwise wait forever on their pipe).
     eventually(lambda: not processes_of(index_dir), timeout=10)
+    # A web server reading the index no longer repeats what the dead daemon last said.
+    health = create_app(make_config(folder, index_dir)).test_client().get("/healthz").get_json()
+    assert health["status"] == "stopped" and health["pending"] > 0 and "not running" in health["error"], health
     with running(folder, index_dir):
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
 
@@ -273,3 +278,27 @@ def test_sigterm_during_the_bulk_index_stops_within_seconds(folder, tmp_path, pr
     eventually(lambda: not processes_of(index_dir), timeout=10)
     with running(folder, index_dir):  # the next start finishes the job
         assert_index_equals_folder(folder, index_dir, timeout=0.1)
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_daemon_starts_watching_stops_it_cleanly(folder, tmp_path):
+    """Watching a large tree takes a while: a SIGTERM then (the daemon has taken the index and
+    said so, its observers are not all in place) stops it like one a moment later, instead of
+    killing it where it stands."""
+    for n in range(6000):
+        (folder / f"d{n // 100}" / f"e{n}").mkdir(parents=True)
+    write(folder / "a.txt", article("alpha"))
+    index_dir, log = tmp_path / "index", tmp_path / "watch.log"
+    for round_ in range(3):
+        (index_dir / "status.json").unlink(missing_ok=True)
+        proc = start_watch(folder, index_dir, log)
+        try:
+            eventually(lambda: read_status(index_dir).get("pid") == proc.pid, timeout=60, interval=0.002)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert "searchd: stopping" in log.read_text()
+        assert read_status(index_dir)["state"] == "stopped", log.read_text()

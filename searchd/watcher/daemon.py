@@ -102,6 +102,8 @@ class Daemon:
             self.observers.start()
         except BaseException:
             self.observers.stop(timeout=5)
+            self.state = "stopped"  # not "starting" for ever, in the status readers see
+            self._write_status()
             self.writer.close()
             raise
         self._overflow_watch.install()
