@@ -45,12 +45,11 @@ def create_app(config: Config, status: StatusProvider | None = None, cache_entri
     # Ids are file paths, and a file name may contain a newline: Werkzeug's default path converter
     # ("[^/].*?") stops at one, so such an article would answer 404.
     app.url_map.converters["path"] = _AnyPath
-    engine = open_engine(config)
-    reader = engine.open_reader()
+    reader = open_engine(config).open_reader()
     searcher = Searcher(reader)
     if warm_up:
         threading.Thread(target=searcher.warm_up, name="searchd-warm-up", daemon=True).start()
-    status = status or default_status(reader, engine.writer_running)
+    status = status or default_status(reader)
     if status_file is not None:
         status = published_status(status_file, status)
     site = Site(

@@ -134,24 +134,11 @@ def site() -> Site:
     return current_app.extensions["searchd"]
 
 
-# What a writer that holds the index but has published nothing yet is said to be doing: a new
-# index exists (empty) a moment before its daemon's first report, and `searchd index` never
-# reports; neither may read as "nothing pending".
-UNREPORTED_WRITER = {"status": "indexing", "state": "starting", "pending": 1, "progress": None}
-NO_WRITER = "the indexing daemon is not running (it did not stop cleanly); start it to catch up"
-
-
-def default_status(reader: EngineReader, writer_running: Callable[[], bool]) -> StatusProvider:
+def default_status(reader: EngineReader) -> StatusProvider:
     """Status for a process that only reads: the index itself plus what the writer last wrote."""
 
     def status() -> dict[str, Any]:
         report = reader.daemon_status()
-        if not report:
-            report = dict(UNREPORTED_WRITER) if writer_running() else {}
-        elif report.get("state") not in ("stopped", "failed") and not writer_running():
-            # Its writer died without a word (kill -9, a crash): what it last said is stale.
-            report = {**report, "status": "stopped", "state": "stopped",
-                      "error": report.get("error") or NO_WRITER}
         try:
             stats = reader.stats()
         except EngineUnavailable as exc:  # a cluster with no node answering

@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .ranking import Ranking
-from .reader import IndexReader
-from .store import WriterLock, index_stats, read_status
+from .store import WriterLock, writer_holds
 from .writer import MAX_SEGMENTS, WhooshWriter
 
 
@@ -38,7 +37,4 @@ class WhooshEngine:
 
     def writer_running(self) -> bool:
         """Whether a daemon (or `searchd index`) holds the index now."""
-        try:
-            return WriterLock(self.index_dir).held()
-        except OSError:
-            return False
+        return writer_holds(self.index_dir)

@@ -34,7 +34,7 @@ from .ranking import Ranking
 from .reader import IndexReader
 from .schema import TEXT_FIELDS, WORDS_FIELD
 from .termvectors import Window
-from .store import index_stats, read_manifest, read_status
+from .store import index_stats, read_manifest, reported_status
 from .vocabulary import Vocabulary, segment_words
 
 log = logging.getLogger("searchd.search")
@@ -147,7 +147,7 @@ class WhooshReader(EngineReader):
         return read_manifest(self.index.open())
 
     def daemon_status(self) -> dict[str, Any]:
-        return read_status(self.index_dir)
+        return reported_status(self.index_dir)
 
     # --- search ---------------------------------------------------------------------------------
 

@@ -290,3 +290,33 @@ def read_status(index_dir: Path) -> dict[str, Any]:
         return json.loads((Path(index_dir) / STATUS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+# What a writer that holds the index but has published nothing yet is said to be doing: a new
+# index exists (empty) a moment before its daemon's first report, and `searchd index` never
+# reports; neither may read as "nothing pending".
+UNREPORTED_WRITER = {"status": "indexing", "state": "starting", "pending": 1, "progress": None}
+NO_WRITER = "the indexing daemon is not running (it did not stop cleanly); start it to catch up"
+
+
+def reported_status(index_dir: Path) -> dict[str, Any]:
+    """What the writer last published, as it stands now: a writer that holds the index and has
+    said nothing yet is indexing, and one that died without a word (kill -9, a crash) is stopped
+    whatever it last said."""
+    report = read_status(index_dir)
+    if report.get("state") in ("stopped", "failed"):
+        return report
+    held = writer_holds(index_dir)
+    if not report:
+        return dict(UNREPORTED_WRITER) if held else {}
+    if held:
+        return report
+    return {**report, "status": "stopped", "state": "stopped", "error": report.get("error") or NO_WRITER}
+
+
+def writer_holds(index_dir: Path) -> bool:
+    """Whether a daemon (or `searchd index`) holds the index now."""
+    try:
+        return WriterLock(Path(index_dir)).held()
+    except OSError:
+        return False
