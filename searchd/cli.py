@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from .config import Config
 from .folder import FileRules
 from .engines import open_engine
 from .engines.base import EngineUnavailable, IndexBusy, IndexMissing
+from .processes import interrupt_on_sigterm
 from .search import BadRequest, SearchRequest, Searcher
 from .sync import index_once
 
@@ -92,13 +92,6 @@ def main() -> None:
     """Full-text search for a folder of articles."""
 
 
-def _raise_on_sigterm() -> None:
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _start_daemon(config: Config):
     from .watcher import Daemon
 
@@ -142,7 +135,7 @@ def serve(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
 def watch(folder_arg: Path | None, folder: Path | None, **options: Any) -> None:
     """Run the indexing daemon alone (a separate `searchd web` only reads the index)."""
     config = _config(folder=folder_arg or folder, **options)
-    _raise_on_sigterm()  # before the start: watching a large tree takes a while
+    interrupt_on_sigterm()  # before the start: watching a large tree takes a while
     try:
         daemon = _start_daemon(config)
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""Worker processes that never outlive the process that started them."""
+"""Worker processes that never outlive the process that started them, and SIGTERM as Ctrl-C."""
 
 from __future__ import annotations
 
@@ -20,3 +20,13 @@ def die_with_parent(parent: int | None = None) -> None:
         pass
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: a stop then unwinds through the same
+    cleanup instead of ending the process where it stands."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

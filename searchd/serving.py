@@ -9,13 +9,13 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from .config import Config
 from .engines import open_engine
+from .processes import interrupt_on_sigterm
 
 log = logging.getLogger("searchd")
 
@@ -34,15 +34,11 @@ def run(config: Config, with_daemon: bool) -> None:
     main = os.getpid()
     # Until the pre-fork server has its own handlers, SIGTERM stops the start-up like Ctrl-C
     # (cleaning up on the way out) instead of killing the process where it stands.
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     try:
         _run(config, with_daemon, main)
     except KeyboardInterrupt:
         print("searchd: stopping", file=sys.stderr, flush=True)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _run(config: Config, with_daemon: bool, main: int) -> None:
