@@ -3,7 +3,7 @@
 A search reads every segment: each query word costs a term look-up and a posting read per segment
 and field. A bulk index leaves one segment per batch (eight on Reuters-21578), and the writer's
 idle merge (writer.py) leaves segments past MERGE_BUDGET_DOCS alone, because merging them takes
-seconds (Reuters: about 6) and the writer cannot commit while it merges. On one segment instead
+seconds (Reuters: about 9) and the writer cannot commit while it merges. On one segment instead
 of eight, a Reuters search costs 8 to 15% less CPU (benchmarks/segment_count.py).
 
 So big segments are merged from a snapshot: a spawned process (no interpreter lock shared with the

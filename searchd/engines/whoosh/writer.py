@@ -259,18 +259,22 @@ class WhooshWriter(EngineWriter):
         documents in all; start a background merge when big segments pile up."""
         changed = self._finish_background()
         if self._small_segments() > self.max_segments:
-            started = time.perf_counter()
-            writer = self.ix.writer(limitmb=128)
             keep = frozenset(self._background.names if self._background else ())
-            try:
-                writer.commit(mergetype=_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS, keep))
-            except BaseException:
-                _cancel(writer)
-                raise
-            self._committed(started)
+            self._commit_segments(_merge_smallest(max(1, self.max_segments // 2), MERGE_BUDGET_DOCS, keep), limitmb=128)
             changed = True
         self._start_background()
         return changed
+
+    def _commit_segments(self, policy: Callable[[Any, list[Any]], list[Any]], limitmb: int) -> None:
+        """A commit that changes only which segments make the index (a Whoosh merge policy)."""
+        started = time.perf_counter()
+        writer = self.ix.writer(limitmb=limitmb)
+        try:
+            writer.commit(mergetype=policy)
+        except BaseException:
+            _cancel(writer)
+            raise
+        self._committed(started)
 
     def _start_background(self) -> None:
         if self._background is not None or self.rebuilding or time.monotonic() < self._background_after:
@@ -291,16 +295,10 @@ class WhooshWriter(EngineWriter):
             self._background_after = time.monotonic() + BACKGROUND_RETRY
             background.cancel()
             raise RuntimeError(f"background merge of {len(background.names)} segments failed: {exc}") from None
-        started = time.perf_counter()
-        writer = self.ix.writer(limitmb=32)
         try:
-            writer.commit(mergetype=background.swap_policy(merged))
-        except BaseException:
-            _cancel(writer)
-            raise
+            self._commit_segments(background.swap_policy(merged), limitmb=32)
         finally:
             merged.staged.discard()
-        self._committed(started)
         log.info("published the merge of %d segments (%d documents)", len(background.names), background.documents)
         return True
 
