@@ -20,6 +20,7 @@ from .processes import interrupt_on_sigterm
 log = logging.getLogger("searchd")
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+RUNTIME_PREFIX = "searchd-"
 
 
 class ServeError(Exception):
@@ -89,10 +90,37 @@ def _runtime_directory() -> Path:
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
     shm = Path("/dev/shm")
-    runtime = Path(tempfile.mkdtemp(prefix="searchd-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    _remove_abandoned(parent)
+    # Named after the server's process: a server killed with -9 cannot remove its own, and the
+    # next one to start finds it by the dead pid (a tmpfs holds it in memory until then).
+    runtime = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-", dir=parent))
     (runtime / "metrics").mkdir()
     os.environ[METRICS_DIR] = str(runtime / "metrics")
     return runtime
+
+
+def _remove_abandoned(parent: Path) -> None:
+    """The runtime directories of this user's servers whose process is gone (killed with -9)."""
+    for path in parent.glob(f"{RUNTIME_PREFIX}*-*"):
+        pid = path.name[len(RUNTIME_PREFIX):].partition("-")[0]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid() or _alive(int(pid)):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed %s, left by a server (pid %s) that did not stop", path, pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that number: not ours to judge
+        return True
+    return True
 
 
 def _is_loopback(host: str) -> bool:
