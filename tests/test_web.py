@@ -487,6 +487,26 @@ def test_waitress_serves_pages_api_and_conditional_requests(live_url: str) -> No
         assert "<mark>" in gzip.decompress(response.read()).decode()
 
 
+def test_a_server_whose_wake_up_pipe_fails_still_stops_and_lets_go_of_its_port(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once in CI the loop's wake-up pipe was a closed descriptor when the server stopped: the
+    stop must still end the loop and close the listening socket, not raise."""
+    import socket
+
+    from waitress.trigger import trigger
+
+    with serving(app) as url:
+        with urllib.request.urlopen(f"{url}/api/search?q=solar&size=1") as response:
+            assert response.status == 200
+
+        def bad_descriptor(self: object) -> None:
+            raise OSError(9, "Bad file descriptor")
+
+        monkeypatch.setattr(trigger, "_physical_pull", bad_descriptor)
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
 def test_searchd_web_command_serves_with_cors_and_token(web_index: tuple[Path, Path]) -> None:
     """The real `searchd web` process: --cors and --token reach the app."""
     import subprocess
