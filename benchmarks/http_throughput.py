@@ -18,10 +18,13 @@ directory as benchmarks/run.py does; exit status 2 naming the archives when they
    server built (benchmarks/engines.py SearchdEngine) and SQLite FTS5 with a highlighted
    snippet, answering as searchd and Typesense do a query no article has all the words of (any
    of the words then): p50/p90/p99, and what each answered (hits, marked snippets).
-3. Typesense 0.24.1, one node (benchmarks/typesense_nodes.py), loaded with the same articles
+3. The floor: searchd's own web server (the same pre-fork server, worker class, threads and
+   settings) with the search taken out, answering every query with one real searchd answer
+   (benchmarks/floor_server.py), at the same levels: what HTTP costs before any searching.
+4. Typesense 0.24.1, one node (benchmarks/typesense_nodes.py), loaded with the same articles
    (engines.read_folder), then the same wrk levels on the same queries doing the same work:
    TYPESENSE_SEARCH below (top 10, highlighted body snippet, category facet).
-4. Reuters only: `searchd index` against naive Whoosh (StemmingAnalyzer on title and body, one
+5. Reuters only: `searchd index` against naive Whoosh (StemmingAnalyzer on title and body, one
    writer, one commit: engines.WhooshEngine), each a whole process from start to exit.
 
 Queries are distinct one- and two-word queries drawn from the corpus's titles
@@ -234,7 +237,8 @@ def searchd_command(template: str, extra: str, folder: Path, index_dir: Path, po
     return words + shlex.split(extra)
 
 
-def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Namespace, work: Path) -> tuple[dict, Path]:
+def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Namespace,
+                 work: Path) -> tuple[dict, Path, bytes]:
     index_dir = work / f"{corpus.name}-index"
     port = loadgen.free_port()
     command = searchd_command(args.searchd_command, args.searchd_args, corpus.root, index_dir, port)
@@ -247,11 +251,48 @@ def searchd_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Name
         log(f"{corpus.name}: the index settled {settled_s:.0f}s later")
         target = Target("searchd", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries],
                         server.process.pid)
+        answer = typical_answer(server, target.paths[:21])
         figures = load_levels(target, args.levels, args.seconds, work)
     finally:
         server.stop()
     return {"command": shlex.join(command), "ready_seconds": round(ready_s, 1), "settled_seconds": round(settled_s, 1),
-            **figures}, index_dir
+            **figures}, index_dir, answer
+
+
+def typical_answer(server: loadgen.Server, paths: list[str]) -> bytes:
+    """The median-sized of these answers: what the floor server sends back to every search."""
+    bodies = sorted((server.get(path)[1] for path in paths), key=len)
+    return bodies[len(bodies) // 2]
+
+
+def floor_side(corpus: corpora.Corpus, queries: list[str], answer: bytes, args: argparse.Namespace,
+               work: Path) -> dict:
+    """searchd's web server with the search taken out (benchmarks/floor_server.py): the same
+    pre-fork server and settings answering every search with one real answer of searchd's."""
+    body = work / f"{corpus.name}-answer.json"
+    body.write_bytes(answer)
+    port = loadgen.free_port()
+    command = [sys.executable, str(HERE / "floor_server.py"), "--port", str(port), "--body", str(body),
+               *shlex.split(args.searchd_args)]
+    log_path = work / f"{corpus.name}-floor.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log_file)
+    server = loadgen.Server(process, port, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the floor server did not start: {server.log_tail()}")
+            try:
+                if server.get("/healthz", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        target = Target("floor", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries], process.pid)
+        figures = load_levels(target, args.levels, args.seconds, work)
+    finally:
+        server.stop()
+    return {"command": shlex.join(command), "answer_bytes": len(answer), **figures}
 
 
 def settle(server: loadgen.Server, quiet: float = 5.0, limit: float = 300.0) -> float:
@@ -409,7 +450,9 @@ def typesense_side(corpus: corpora.Corpus, queries: list[str], args: argparse.Na
 
 # --- report --------------------------------------------------------------------------------------
 
-ENGINE_LABELS = {"searchd": "searchd", "typesense": "Typesense 0.24.1 (one node)"}
+ENGINE_LABELS = {"searchd": "searchd", "floor": "searchd's web server alone (one fixed answer, no search)",
+                 "typesense": "Typesense 0.24.1 (one node)"}
+ENGINES = ("searchd", "floor", "typesense")
 MEMORY_TARGET_MB = 300
 
 
@@ -442,9 +485,18 @@ def targets(results: dict) -> list[dict]:
             rows.append({"corpus": name, "target": "searchd: req/s at 8 connections >= 1.5x req/s at 1",
                          "measured": f"{eight['requests_per_s']} vs {one['requests_per_s']} req/s", "ratio": ratio,
                          "met": ratio >= 1.5})
+        floor = corpus.get("floor")
+        if floor is not None and t is not None:
+            for level, what in (("8", "req/s at 8 connections"), ("1", "p50 at 1 connection")):
+                if level in floor["levels"] and level in t["levels"]:
+                    key = "requests_per_s" if level == "8" else "p50_ms"
+                    a, b = floor["levels"][level], t["levels"][level]
+                    rows.append({"corpus": name, "target": f"searchd's web server alone, no search: {what}, against Typesense's search",
+                                 "measured": f"{a[key]} vs {b[key]} (CPU per request {_cpu(a)} vs {_cpu(b)} ms)",
+                                 "ratio": _ratio(a[key], b[key]), "met": None})
         errors = {engine: sum(level["errors"] for level in corpus[engine]["levels"].values())
-                  for engine in ("searchd", "typesense") if engine in corpus}
-        rows.append({"corpus": name, "target": "zero errors (every level, both servers)",
+                  for engine in ENGINES if engine in corpus}
+        rows.append({"corpus": name, "target": "zero errors (every level, every server)",
                      "measured": ", ".join(f"{engine} {count}" for engine, count in errors.items()),
                      "ratio": sum(errors.values()), "met": not any(errors.values())})
         rows.append({"corpus": name, "target": "memory of all searchd processes (PSS, peak over the levels)"
@@ -498,7 +550,7 @@ def markdown(results: dict, chart_path: str = CHART) -> str:
         lines += ["", f"### {corpus['name']} ({corpus['documents']:,} articles, {corpus['distinct_queries']:,} distinct queries)", "",
                   "| server | connections | req/s | p50 ms | p90 ms | p99 ms | errors | repeated queries | CPU ms per request (all processes) | RSS MB | PSS MB | load average |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for engine in ("searchd", "typesense"):
+        for engine in ENGINES:
             if engine not in corpus:
                 continue
             figures = corpus[engine]
@@ -552,7 +604,7 @@ def chart(results: dict, path: Path) -> None:
     corpora_ = results["corpora"]
     figure, axes = plt.subplots(1, len(corpora_), figsize=(5.5 * len(corpora_), 4), squeeze=False)
     for axis, corpus in zip(axes[0], corpora_):
-        for engine, style in (("searchd", "o-"), ("typesense", "s--")):
+        for engine, style in (("searchd", "o-"), ("floor", "^:"), ("typesense", "s--")):
             if engine not in corpus:
                 continue
             levels = corpus[engine]["levels"]
@@ -609,7 +661,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="server command; {searchd} {folder} {index} {port} are filled in "
                              f"(default: {DEFAULT_SEARCHD_COMMAND!r})")
     parser.add_argument("--searchd-args", default="", help='more server arguments, e.g. "--workers 2"')
-    parser.add_argument("--engines", default="searchd,typesense")
+    parser.add_argument("--engines", default="searchd,floor,typesense",
+                        help="floor: searchd's web server answering one fixed answer (needs searchd)")
     parser.add_argument("--index-corpora", default="reuters",
                         help="corpora on which `searchd index` is timed against naive Whoosh (comma-separated; '' for none)")
     parser.add_argument("--publish", action="store_true",
@@ -652,11 +705,13 @@ def main(argv: list[str] | None = None) -> None:
             entry: dict = {**corpus.to_json(), "distinct_queries": len(queries) - reserved}
             results["corpora"].append(entry)
             if "searchd" in args.engine_set:
-                entry["searchd"], index_dir = searchd_side(corpus, queries, args, work)
+                entry["searchd"], index_dir, answer = searchd_side(corpus, queries, args, work)
                 entry["load_average_after_searchd"] = [round(x, 2) for x in os.getloadavg()]
                 log(f"{corpus.name}: in-process p50 of searchd and FTS5 ...")
                 measured = queries[reserved:reserved + args.inprocess_queries]
                 entry["in_process"] = in_process(corpus, index_dir, queries[:reserved], measured, work)
+            if "floor" in args.engine_set and "searchd" in args.engine_set:
+                entry["floor"] = floor_side(corpus, queries, answer, args, work)
             if "typesense" in args.engine_set:
                 entry["typesense"] = typesense_side(corpus, queries, args, work)
                 entry["load_average_after_typesense"] = [round(x, 2) for x in os.getloadavg()]

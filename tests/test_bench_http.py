@@ -39,7 +39,7 @@ def test_short_run_measures_both_servers(tmp_path: Path) -> None:
         # All of searchd's processes are measured: the main one, its daemon, two web workers.
         roles = corpus["searchd"]["memory"]["4"]["pss_mb_by_role"]
         assert {"main", "daemon", "web workers"} <= set(roles) and corpus["searchd"]["memory"]["4"]["processes"] >= 4
-        for engine in ("searchd", "typesense"):
+        for engine in ("searchd", "floor", "typesense"):
             figures = corpus[engine]
             # Both do the work the comparison claims: hits, highlighted snippets, the facet.
             assert figures["answers"]["hits_per_query"] > 0
@@ -51,6 +51,9 @@ def test_short_run_measures_both_servers(tmp_path: Path) -> None:
                 assert 0 < level["p50_ms"] <= level["p90_ms"] <= level["p99_ms"]
             assert all(m["pss_mb"] > 0 and m["processes"] >= 1 for m in figures["memory"].values())
         assert corpus["typesense"]["documents"] == corpus["documents"]
+        # The floor server answers with one of searchd's own answers, through searchd's web server.
+        assert corpus["floor"]["answer_bytes"] > 0 and "floor_server.py" in corpus["floor"]["command"]
+        assert corpus["floor"]["command"].endswith("--workers 2")
         for engine in ("searchd", "fts5"):  # in process, the same work: hits with a marked snippet
             figures = corpus["in_process"][engine]
             assert figures["p50_ms"] > 0 and figures["hits_per_query"] > 0 and figures["hits_with_marked_snippet"] > 0
