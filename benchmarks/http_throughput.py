@@ -274,21 +274,11 @@ def floor_side(corpus: corpora.Corpus, queries: list[str], answer: bytes, args: 
     port = loadgen.free_port()
     command = [sys.executable, str(HERE / "floor_server.py"), "--port", str(port), "--body", str(body),
                *shlex.split(args.searchd_args)]
-    log_path = work / f"{corpus.name}-floor.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log_file)
-    server = loadgen.Server(process, port, log_path)
+    server = loadgen.start(command, port, work / f"{corpus.name}-floor.log", REPO, lambda health: True,
+                           timeout=60, late="did not answer within a minute")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the floor server did not start: {server.log_tail()}")
-            try:
-                if server.get("/healthz", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        target = Target("floor", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries], process.pid)
+        target = Target("floor", f"http://127.0.0.1:{port}", [loadgen.search_path(q) for q in queries],
+                        server.process.pid)
         figures = load_levels(target, args.levels, args.seconds, work)
     finally:
         server.stop()

@@ -8,6 +8,7 @@ import http.client
 import json
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from stats import percentiles
 
@@ -99,25 +101,36 @@ def start_serve(repo: Path, folder: Path, index_dir: Path, documents: int) -> Se
 def launch(command: list[str], port: int, log_path: Path, cwd: Path, documents: int) -> Server:
     """Start a searchd server command listening on `port`; return once /healthz shows all
     `documents` indexed and nothing pending."""
+
+    def caught_up(health: dict) -> bool:
+        return health.get("documents") == documents and not health.get("pending")
+
+    return start(command, port, log_path, cwd, caught_up, timeout=600,
+                 late="did not catch up with the folder within 10 minutes")
+
+
+def start(command: list[str], port: int, log_path: Path, cwd: Path, ready: Callable[[dict], bool],
+          timeout: float, late: str) -> Server:
+    """Start a server command listening on `port`; return once its /healthz answers 200 with
+    JSON that `ready` accepts."""
     # A file, not a pipe: nobody reads a pipe during the run, and a server whose log fills one
     # blocks on its next write (that is how 32 clients once stalled the run for 60 s each).
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log_file)
     server = Server(process, port, log_path)
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"searchd serve exited with {process.returncode}: {server.log_tail()}")
+            raise RuntimeError(f"{shlex.join(command)} exited with {process.returncode}: {server.log_tail()}")
         try:
             status, body = server.get("/healthz", timeout=5)
-            health = json.loads(body)
-            if status == 200 and health.get("documents") == documents and not health.get("pending"):
+            if status == 200 and ready(json.loads(body)):
                 return server
         except (OSError, ValueError):
             pass
         time.sleep(0.5)
     server.stop()
-    raise RuntimeError("searchd serve did not catch up with the folder within 10 minutes")
+    raise RuntimeError(f"{shlex.join(command)} {late}")
 
 
 def search_path(query: str, extra: dict[str, str] | None = None) -> str:

@@ -22,6 +22,18 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
+def process_gone(pid: int) -> bool:
+    """Whether no process of this number exists on this machine (another user's live process
+    counts as existing: it is not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def interrupt_on_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: a stop then unwinds through the same
     cleanup instead of ending the process where it stands."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import Config
 from .engines import open_engine
-from .processes import interrupt_on_sigterm
+from .processes import interrupt_on_sigterm, process_gone
 
 log = logging.getLogger("searchd")
 
@@ -105,22 +105,12 @@ def _remove_abandoned(parent: Path) -> None:
     for path in parent.glob(f"{RUNTIME_PREFIX}*-*"):
         pid = path.name[len(RUNTIME_PREFIX):].partition("-")[0]
         try:
-            if not pid.isdigit() or path.stat().st_uid != os.getuid() or _alive(int(pid)):
+            if not pid.isdigit() or path.stat().st_uid != os.getuid() or not process_gone(int(pid)):
                 continue
         except OSError:
             continue
         shutil.rmtree(path, ignore_errors=True)
         log.info("removed %s, left by a server (pid %s) that did not stop", path, pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process of that number: not ours to judge
-        return True
-    return True
 
 
 def _is_loopback(host: str) -> bool:

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import orjson
 
+from ...processes import process_gone
 from ..base import IndexBusy, IndexMissing
 from .cluster import Cluster, Refused, document_path
 from .schema import NO_SOURCE, articles_schema, status_collection, status_schema
@@ -223,13 +224,7 @@ def _dead_here(holder: str) -> bool:
     match = _HOLDER.match(holder)
     if match is None or match.group(2) != socket.gethostname():
         return False
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # another user's live process
-        return False
-    return False
+    return process_gone(int(match.group(1)))
 
 
 class SourceLock:
