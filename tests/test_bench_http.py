@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import build_index, write_files
 from .test_bench import make_archives
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,3 +74,20 @@ def test_refuses_clearly_without_the_archives(tmp_path: Path) -> None:
     done = run("--corpora", str(tmp_path), "--out", str(tmp_path / "out"))
     assert done.returncode == 2
     assert "bbc.tar.gz" in done.stderr and "reuters21578.tar.gz" in done.stderr
+
+
+def test_app_layer_splits_the_app_from_the_search(tmp_path: Path) -> None:
+    """benchmarks/app_layer.py on a real index: the app with its search, the search alone, and
+    the app answering a fixed result, each measured (and the app without search the cheapest)."""
+    from .test_web import web_articles
+
+    folder = write_files(tmp_path / "articles", web_articles())
+    build_index(folder, tmp_path / "index")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "app_layer.py"), str(folder),
+                           "--index", str(tmp_path / "index"), "--queries", "60"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    assert figures["queries"] > 0
+    assert figures["app_ms"] > 0 and figures["search_ms"] > 0
+    assert 0 < figures["app_without_search_ms"] < figures["app_ms"]
