@@ -96,3 +96,32 @@ def test_missing_archives_exit_non_zero_with_the_reason(tmp_path: Path) -> None:
     assert "benchmark corpora not found" in done.stderr
     assert str(tmp_path / "bbc.tar.gz") in done.stderr
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+
+def test_indexing_rates_come_from_the_unrounded_time(tmp_path: Path, monkeypatch) -> None:
+    # CI's FTS5 indexed the quick run's 30 articles in under 5 ms; the worker rounded that time to
+    # 0.00 s before the parent computed the rates from it, and run.py divided by zero.
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    root = tmp_path / "articles"
+    (root / "grain").mkdir(parents=True)
+    for n in range(3):
+        (root / "grain" / f"{n}.txt").write_text(_article(n), encoding="utf-8")
+    worker_said: list[dict] = []
+    real_run = subprocess.run
+
+    def keep_what_the_worker_says(command, **kwargs):
+        done = real_run(command, **kwargs)
+        worker_said.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        return done
+
+    monkeypatch.setattr(run.subprocess, "run", keep_what_the_worker_says)
+    corpus = run.corpora.Corpus("tiny", root, documents=3, bytes=sum(p.stat().st_size for p in root.rglob("*.txt")),
+                                categories={"grain": 3}, date_quantiles=(0.0, 0.0, 0.0))
+    figures = run.run_engine("fts5", corpus, tmp_path / "index", rounds=1, random_file=None)
+    seconds = worker_said[0]["index_seconds"]
+    assert round(seconds, 2) != seconds  # the worker sends the time as measured
+    assert figures["articles_per_s"] == round(3 / seconds, 1) > 0
+    assert figures["index_seconds"] == round(seconds, 2)
