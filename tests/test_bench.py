@@ -98,7 +98,6 @@ def test_missing_archives_exit_non_zero_with_the_reason(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "results.json").exists()
 
 
-
 def test_indexing_rates_come_from_the_unrounded_time(tmp_path: Path, monkeypatch) -> None:
     # CI's FTS5 indexed the quick run's 30 articles in under 5 ms; the worker rounded that time to
     # 0.00 s before the parent computed the rates from it, and run.py divided by zero.
